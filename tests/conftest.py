@@ -1,0 +1,35 @@
+"""Shared test fixtures: paths into ../shared, skipped with a reason when absent."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+GSM8K_DIR = SHARED / "data" / "gsm8k"
+MWP_DIR = SHARED / "data" / "mwp_reft"
+SMOLLM_GGUF = SHARED / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def require(path: pathlib.Path) -> pathlib.Path:
+    """Skip the calling test when a file from ../shared is absent (a user's clone)."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: it comes from ../shared, beside the repository")
+    return path
+
+
+@pytest.fixture
+def gsm8k_dir() -> pathlib.Path:
+    return require(GSM8K_DIR)
+
+
+@pytest.fixture
+def mwp_dir() -> pathlib.Path:
+    return require(MWP_DIR)
+
+
+@pytest.fixture
+def smollm_gguf() -> pathlib.Path:
+    return require(SMOLLM_GGUF)
