@@ -1,0 +1,49 @@
+"""Small heads on the shared trunk: ReFT's value head and the reranker's classifier.
+
+Both read the last hidden state (after the final norm), as in the reference code, and are
+separate modules so one optimizer can train trunk and head together while the head's
+parameters stay easy to find, save or drop.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from reft_jax.models.config import ModelConfig
+from reft_jax.models.layers import Dense
+from reft_jax.models.transformer import CausalLM
+
+
+class ValueHead(nnx.Module):
+    """V(s_t) = w · h_t + b: one scalar per token."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.proj = Dense((cfg.hidden_size,), (1,), ("embed",), (None,), bias=True, cfg=cfg, rngs=rngs)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        return self.proj(hidden)[..., 0].astype(jnp.float32)
+
+
+class ClassifierHead(nnx.Module):
+    """Per-token class logits; the reranker reads them at each sequence's last real token."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int = 2, *, rngs: nnx.Rngs):
+        self.proj = Dense((cfg.hidden_size,), (num_classes,), ("embed",), (None,), bias=True,
+                          cfg=cfg, rngs=rngs)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        return self.proj(hidden).astype(jnp.float32)
+
+
+class PolicyWithValue(nnx.Module):
+    """ReFT's actor-critic: a causal LM and a value head on its trunk."""
+
+    def __init__(self, lm: CausalLM, *, rngs: nnx.Rngs):
+        self.lm = lm
+        self.value_head = ValueHead(lm.config, rngs=rngs)
+
+    def __call__(self, input_ids, attention_mask=None) -> tuple[jax.Array, jax.Array]:
+        out = self.lm.forward(input_ids, attention_mask=attention_mask)
+        return out.logits, self.value_head(out.hidden)

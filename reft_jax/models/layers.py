@@ -1,0 +1,162 @@
+"""The building blocks of the decoder: dense maps, norms, rotary embeddings, attention, MLP.
+
+Every parameter carries `logical_axes` metadata (embed, heads, kv_heads, head_dim, mlp, vocab),
+so sharding is a rule table in `reft_jax.parallel`, not a change to this file.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from reft_jax.models.config import ModelConfig, resolve_dtype
+
+INIT_STD = 0.02  # transformers' initializer_range default
+
+
+def param(rngs: nnx.Rngs | None, init, shape: Sequence[int], axes: Sequence[str], dtype) -> nnx.Param:
+    """A parameter with its logical axis names attached."""
+    key = rngs.params() if rngs is not None else jax.random.key(0)
+    return nnx.Param(init(key, tuple(shape), dtype), logical_axes=tuple(axes))
+
+
+def normal(key, shape, dtype):
+    return INIT_STD * jax.random.normal(key, shape, dtype)
+
+
+def zeros(key, shape, dtype):
+    return jnp.zeros(shape, dtype)
+
+
+def ones(key, shape, dtype):
+    return jnp.ones(shape, dtype)
+
+
+class Dense(nnx.Module):
+    """y = x · W (+ b), contracting the trailing `in_shape` axes of x against W's leading ones."""
+
+    def __init__(self, in_shape, out_shape, in_axes, out_axes, *, bias: bool, cfg: ModelConfig,
+                 rngs: nnx.Rngs):
+        pdt = resolve_dtype(cfg.param_dtype)
+        self.kernel = param(rngs, normal, (*in_shape, *out_shape), (*in_axes, *out_axes), pdt)
+        self.bias = param(rngs, zeros, out_shape, out_axes, pdt) if bias else None
+        self.contract = len(in_shape)
+        self.dtype = resolve_dtype(cfg.dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = jnp.tensordot(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.contract)
+        if self.bias is not None:
+            y = y + self.bias[...].astype(self.dtype)
+        return y
+
+
+class Norm(nnx.Module):
+    """RMSNorm (Llama family) or LayerNorm with bias (OPT), computed in float32."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        pdt = resolve_dtype(cfg.param_dtype)
+        self.scale = param(rngs, ones, (cfg.hidden_size,), ("embed",), pdt)
+        self.bias = param(rngs, zeros, (cfg.hidden_size,), ("embed",), pdt) if cfg.norm == "layer" else None
+        self.eps = cfg.norm_eps
+        self.dtype = resolve_dtype(cfg.dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        if self.bias is None:
+            y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+            return (self.scale[...].astype(jnp.float32) * y).astype(self.dtype)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
+        return y.astype(self.dtype)
+
+
+def rope_frequencies(cfg: ModelConfig) -> jnp.ndarray:
+    """Inverse frequencies of rotary embeddings, with Llama-3 or linear scaling applied."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
+    scaling = dict(cfg.rope_scaling or {})
+    kind = scaling.get("rope_type")
+    if kind == "linear":
+        inv_freq = inv_freq / scaling["factor"]
+    elif kind == "llama3":
+        factor = scaling["factor"]
+        low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old_len = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        scaled = jnp.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+        inv_freq = jnp.where(medium, smoothed, scaled)
+    return inv_freq
+
+
+def rope_tables(positions: jax.Array, cfg: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """cos and sin of shape (batch, length, head_dim) for integer positions (batch, length)."""
+    angles = positions.astype(jnp.float32)[..., None] * rope_frequencies(cfg)
+    angles = jnp.concatenate([angles, angles], axis=-1)
+    return jnp.cos(angles), jnp.sin(angles)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """Rotate (batch, length, heads, head_dim) by the half-split convention of transformers."""
+    x32 = x.astype(jnp.float32)
+    half = x.shape[-1] // 2
+    rotated = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
+    out = x32 * cos[:, :, None, :] + rotated * sin[:, :, None, :]
+    return out.astype(x.dtype)
+
+
+class Attention(nnx.Module):
+    """Grouped-query self-attention that writes its keys and values into an optional cache."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        e, h, k, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.q = Dense((e,), (h, d), ("embed",), ("heads", "head_dim"), bias=cfg.qkv_bias, cfg=cfg, rngs=rngs)
+        self.k = Dense((e,), (k, d), ("embed",), ("kv_heads", "head_dim"), bias=cfg.qkv_bias, cfg=cfg, rngs=rngs)
+        self.v = Dense((e,), (k, d), ("embed",), ("kv_heads", "head_dim"), bias=cfg.qkv_bias, cfg=cfg, rngs=rngs)
+        self.o = Dense((h, d), (e,), ("heads", "head_dim"), ("embed",), bias=cfg.out_bias, cfg=cfg, rngs=rngs)
+        self.use_rope = cfg.position == "rope"
+
+    def __call__(self, x, rope, mask, cache_kv=None, cache_index=None):
+        """x (B,T,E); mask (B,T,S) bool; cache_kv: (k, v) each (B,S,K,D) or None (then S=T)."""
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        if self.use_rope:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache_kv is not None:
+            start = (0, cache_index, 0, 0)
+            k = jax.lax.dynamic_update_slice(cache_kv[0], k.astype(cache_kv[0].dtype), start)
+            v = jax.lax.dynamic_update_slice(cache_kv[1], v.astype(cache_kv[1].dtype), start)
+        out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask[:, None])
+        return self.o(out), (k, v)
+
+
+ACTIVATIONS = {
+    "silu": jax.nn.silu,
+    "relu": jax.nn.relu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+}
+
+
+class MLP(nnx.Module):
+    """SwiGLU-style gated MLP (Llama, Qwen2, Mistral) or a plain two-layer MLP (OPT)."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        e, i, b = cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias
+        self.gate = (Dense((e,), (i,), ("embed",), ("mlp",), bias=b, cfg=cfg, rngs=rngs)
+                     if cfg.mlp == "gated" else None)
+        self.up = Dense((e,), (i,), ("embed",), ("mlp",), bias=b, cfg=cfg, rngs=rngs)
+        self.down = Dense((i,), (e,), ("mlp",), ("embed",), bias=b, cfg=cfg, rngs=rngs)
+        self.act = ACTIVATIONS[cfg.activation]
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.gate is None:
+            return self.down(self.act(self.up(x)))
+        return self.down(self.act(self.gate(x)) * self.up(x))

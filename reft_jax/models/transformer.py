@@ -1,0 +1,154 @@
+"""One decoder-only transformer for every supported family, with an optional KV cache.
+
+The training forward and cached decoding run the same code: without a cache the keys are the
+current chunk; with one, the chunk is written into the cache at `cache_index` and attends to
+every valid slot up to itself. Layers are stacked on a leading axis and run with `lax.scan`,
+so compile time does not grow with depth.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from reft_jax.models.config import ModelConfig, resolve_dtype
+from reft_jax.models.layers import MLP, Attention, Dense, Norm, normal, param, rope_tables
+
+
+class KVCache(NamedTuple):
+    """Keys and values of every layer: each (layers, batch, max_length, kv_heads, head_dim)."""
+
+    k: jax.Array
+    v: jax.Array
+
+    @classmethod
+    def zeros(cls, cfg: ModelConfig, batch: int, max_length: int, dtype=None) -> "KVCache":
+        shape = (cfg.num_layers, batch, max_length, cfg.num_kv_heads, cfg.head_dim)
+        dtype = dtype if dtype is not None else resolve_dtype(cfg.dtype)
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+
+
+class DecoderOutput(NamedTuple):
+    logits: jax.Array  # (batch, length, vocab), float32
+    hidden: jax.Array  # (batch, length, hidden), the last hidden state after the final norm
+    cache: KVCache | None
+
+
+def positions_from_mask(attention_mask: jax.Array) -> jax.Array:
+    """Per-row positions of left-padded rows: 0 at each row's first real token."""
+    return jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def attention_mask_3d(key_mask, query_start, num_queries, sliding_window=None):
+    """(batch, queries, keys) mask: a valid key at a slot no later than the query's slot."""
+    q_slots = query_start + jnp.arange(num_queries)
+    k_slots = jnp.arange(key_mask.shape[-1])
+    allowed = k_slots[None, :] <= q_slots[:, None]
+    if sliding_window is not None:
+        allowed &= k_slots[None, :] > q_slots[:, None] - sliding_window
+    return allowed[None] & key_mask.astype(bool)[:, None, :]
+
+
+class Block(nnx.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then h + mlp(norm(h))."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.attn_norm = Norm(cfg, rngs)
+        self.attn = Attention(cfg, rngs)
+        self.mlp_norm = Norm(cfg, rngs)
+        self.mlp = MLP(cfg, rngs)
+
+    def __call__(self, x, rope, mask, cache_kv=None, cache_index=None):
+        attn_out, kv = self.attn(self.attn_norm(x), rope, mask, cache_kv, cache_index)
+        h = x + attn_out
+        return h + self.mlp(self.mlp_norm(h)), kv
+
+
+class Decoder(nnx.Module):
+    """Embeddings, the stacked blocks and the final norm: the trunk shared by every head."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.config = cfg
+        pdt = resolve_dtype(cfg.param_dtype)
+        self.embed = param(rngs, normal, (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"), pdt)
+        rows = cfg.max_position_embeddings + cfg.position_offset
+        self.pos_embed = (param(rngs, normal, (rows, cfg.hidden_size), ("positions", "embed"), pdt)
+                          if cfg.position == "learned" else None)
+
+        @nnx.split_rngs(splits=cfg.num_layers)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def make_blocks(rngs):
+            return Block(cfg, rngs)
+
+        self.layers = make_blocks(rngs)
+        for _, node in nnx.iter_graph(self.layers):
+            if isinstance(node, nnx.Variable):
+                node.set_metadata("logical_axes", ("layers", *node.get_metadata()["logical_axes"]))
+        self.final_norm = Norm(cfg, rngs)
+
+    def __call__(self, input_ids, positions, key_mask, cache: KVCache | None = None,
+                 cache_index=0):
+        """Hidden states (B,T,E) and the updated cache; key_mask covers the cache's slots."""
+        cfg = self.config
+        dtype = resolve_dtype(cfg.dtype)
+        x = jnp.take(self.embed[...], input_ids, axis=0).astype(dtype)
+        rope = None
+        if self.pos_embed is not None:
+            x = x + jnp.take(self.pos_embed[...], positions + cfg.position_offset, axis=0).astype(dtype)
+        else:
+            rope = rope_tables(positions, cfg)
+        mask = attention_mask_3d(key_mask, cache_index, input_ids.shape[1], cfg.sliding_window)
+        graphdef, layer_state = nnx.split(self.layers)
+
+        def body(h, xs):
+            state, kv = xs
+            h, new_kv = nnx.merge(graphdef, state)(h, rope, mask, kv, cache_index)
+            return h, (new_kv if kv is not None else None)
+
+        if cfg.remat:
+            body = jax.checkpoint(body, prevent_cse=False)
+        kv_in = (cache.k, cache.v) if cache is not None else None
+        x, kv_out = jax.lax.scan(body, x, (layer_state, kv_in))
+        new_cache = KVCache(*kv_out) if cache is not None else None
+        return self.final_norm(x), new_cache
+
+
+class CausalLM(nnx.Module):
+    """The trunk plus a language-model head (tied to the embeddings or its own matrix)."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = cfg
+        self.trunk = Decoder(cfg, rngs)
+        self.lm_head = (None if cfg.tie_embeddings else
+                        Dense((cfg.hidden_size,), (cfg.vocab_size,), ("embed",), ("vocab",),
+                              bias=False, cfg=cfg, rngs=rngs))
+
+    def logits(self, hidden: jax.Array) -> jax.Array:
+        """float32 logits (B,T,V) from final hidden states."""
+        if self.lm_head is not None:
+            return self.lm_head(hidden).astype(jnp.float32)
+        embed = self.trunk.embed[...].astype(hidden.dtype)
+        return jnp.einsum("bte,ve->btv", hidden, embed, preferred_element_type=jnp.float32)
+
+    def forward(self, input_ids, *, attention_mask=None, positions=None, cache=None,
+                cache_index=0, key_mask=None) -> DecoderOutput:
+        """The general entry: training (no cache) or prefill/decode (cache given).
+
+        Without a cache, attention_mask (B,T) marks real tokens (left padding). With a cache,
+        key_mask (B,S) marks the valid cache slots after this chunk is written at cache_index.
+        """
+        if attention_mask is None:
+            attention_mask = jnp.ones(input_ids.shape, jnp.int32)
+        if positions is None:
+            positions = positions_from_mask(attention_mask)
+        if key_mask is None:
+            key_mask = attention_mask
+        hidden, cache = self.trunk(input_ids, positions, key_mask, cache, cache_index)
+        return DecoderOutput(self.logits(hidden), hidden, cache)
+
+    def __call__(self, input_ids, attention_mask=None) -> jax.Array:
+        """Logits (batch, length, vocab) for left-padded input ids."""
+        return self.forward(input_ids, attention_mask=attention_mask).logits
