@@ -49,7 +49,7 @@ _BLOCKED_EVENTS = frozenset(
     ctypes.dlopen ctypes.dlsym ctypes.call_function ctypes.cdata ctypes.addressof
     ctypes.create_string_buffer ctypes.create_unicode_buffer ctypes.string_at ctypes.wstring_at
     ctypes.set_errno ctypes.get_errno resource.setrlimit resource.prlimit sys.addaudithook
-    sys._getframe sys.settrace sys.setprofile mmap.__new__ urllib.Request http.client.connect
+    mmap.__new__ urllib.Request http.client.connect
     ftplib.connect smtplib.connect webbrowser.open winreg.OpenKey fcntl.ioctl fcntl.fcntl
     fcntl.flock fcntl.lockf os.chdir os.chroot os.setuid os.setgid
     """.split()
@@ -228,12 +228,25 @@ class _LazySympy(types.ModuleType):
         return getattr(real, name)
 
 
+# Imported before the uid drops, since the unprivileged uid may not be able to read the install
+# (e.g. a pyenv under /root). Anything else a program imports may fail: that is "no answer".
+_PRELOAD = (
+    "bisect cmath collections copy datetime decimal fractions functools heapq itertools numbers "
+    "operator random re statistics string"
+).split()
+
+
 def _isolate(settings):
     """Zygote setup, in order: warm imports, network namespace, uid, no_new_privs, death signal."""
+    for name in _PRELOAD:
+        importlib.import_module(name)
     if settings["preload_sympy"]:
         import sympy
 
-        sympy.sympify("x**2 + 1/3").subs("x", 2).evalf()  # pull lazy submodules in before limits
+        x = sympy.Symbol("x")  # pull lazily imported submodules in before the uid drops
+        str(sympy.solve(sympy.Eq(2 * x + sympy.Rational(1, 3), 5), x))
+        sympy.simplify(sympy.sqrt(8) * x / 4).evalf()
+        sympy.nsimplify(0.5)
     else:
         sys.modules["sympy"] = _LazySympy("sympy")
     libc = _libc()
@@ -259,9 +272,9 @@ def _isolate(settings):
 def main():
     settings = json.loads(sys.argv[1])
     proto_in, proto_out = os.dup(0), os.dup(1)
-    layers = _isolate(settings)
     roots = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
     roots |= {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    layers = _isolate(settings)
     workdir = os.path.realpath(settings["workdir"])
     hook = _make_hook(workdir, sorted(roots))
     base_as = os.sysconf("SC_PAGE_SIZE") * int(open("/proc/self/statm").read().split()[0])

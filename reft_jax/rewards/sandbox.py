@@ -171,6 +171,9 @@ class SandboxPool:
             idx = [i for i, p in enumerate(programs) if needs_sympy(p) == kind]
             size = max(1, min(self.batch, -(-len(idx) // (2 * self.n_workers))))
             pending[kind].extend(idx[i : i + size] for i in range(0, len(idx), size))
+        for w in [w for w in self._workers if w.proc.poll() is not None]:
+            w.kill()  # died between calls: replace it before it is blamed for a program
+            self._workers.remove(w)
         self._spawn(False, self.n_workers)
         if pending[True]:
             self._spawn(True, self.n_sympy_workers)
