@@ -37,3 +37,33 @@ def test_smollm_logits_match_transformers(smollm_gguf, gsm8k_dir):
     valid = mask.astype(bool)
     assert np.abs(ours - theirs)[valid].max() <= 1e-3
     np.testing.assert_array_equal(ours.argmax(-1)[valid], theirs.argmax(-1)[valid])
+
+
+def test_gguf_tokenizer_matches_transformers(smollm_gguf, gsm8k_dir):
+    from transformers import AutoTokenizer
+
+    from reft_jax.models.gguf_file import GGUFFile
+
+    ours = GGUFFile(smollm_gguf).tokenizer()
+    ref = AutoTokenizer.from_pretrained(smollm_gguf.parent, gguf_file=smollm_gguf.name)
+    texts = gsm8k_prompts(gsm8k_dir) + ["Therefore, the answer is: 1,000.5 <|im_end|>\n  x"]
+    assert [ours(t)["input_ids"] for t in texts] == [ref(t)["input_ids"] for t in texts]
+    chat = [{"role": "user", "content": texts[0]}]
+    assert ours.apply_chat_template(chat, tokenize=False) == ref.apply_chat_template(chat, tokenize=False)
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id"):
+        assert getattr(ours, name) == getattr(ref, name), name
+
+
+def test_gguf_loads_without_torch(smollm_gguf):
+    """load_pretrained needs no torch: run it where `import torch` fails."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import jax.numpy as jnp\n"
+            "from reft_jax.models import load_pretrained\n"
+            f"model, tok = load_pretrained({str(smollm_gguf)!r})\n"
+            "print(model(jnp.array([[tok.bos_token_id, 42]])).shape, tok.eos_token_id)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("(1, 2, 49152) 2")

@@ -19,7 +19,7 @@ from flax import nnx
 from reft_jax.errors import ReftError
 from reft_jax.models.config import resolve_dtype
 from reft_jax.models.families import from_hf_config, to_hf_config
-from reft_jax.models.gguf_file import read_gguf_tensors
+from reft_jax.models.gguf_file import GGUFFile
 from reft_jax.models.transformer import CausalLM
 from reft_jax.models.weights import export_tensors, load_tensors, mapping_for
 
@@ -123,25 +123,30 @@ def _safetensors_getter(folder: pathlib.Path):
 
 
 def _load_gguf(path: pathlib.Path, dtype: str, param_dtype: str):
-    from transformers import AutoConfig
-
-    hf_config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
-    cfg = from_hf_config(hf_config, param_dtype=param_dtype, dtype=dtype)
-    tensors = read_gguf_tensors(path, cfg.num_heads, cfg.num_kv_heads)
+    gguf = GGUFFile(path)
+    cfg = from_hf_config(gguf.hf_config(), param_dtype=param_dtype, dtype=dtype)
+    tensors = gguf.tensors(cfg.num_heads, cfg.num_kv_heads)
 
     def get(name):
         if name not in tensors:
             raise ReftError(f"{path}: GGUF file has no tensor for {name!r}")
         return tensors[name]
 
-    return _build(cfg, get), _tokenizer(path.parent, gguf_file=path.name)
+    return _build(cfg, get), _prepare_tokenizer(gguf.tokenizer(), path)
 
 
-def _tokenizer(folder: pathlib.Path, **kwargs):
-    """The checkpoint's tokenizer, left-padding, with a pad token (EOS when it has none)."""
+def _tokenizer(folder: pathlib.Path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(folder, **kwargs)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise ReftError(f"{folder}: no usable tokenizer files ({str(err).splitlines()[0]})") from None
+    return _prepare_tokenizer(tok, folder)
+
+
+def _prepare_tokenizer(tok, folder):
+    """Left padding, and a pad token (EOS when the tokenizer has none)."""
     if tok.eos_token_id is None:
         raise ReftError(f"{folder}: the tokenizer defines no EOS token; it is needed to end samples")
     if tok.pad_token_id is None:
