@@ -1,0 +1,75 @@
+"""Every setting of a run, with the paper's defaults (../shared/docs/REFT_SPEC.md).
+
+Config files in configs/ start from `default_config()` and change only what their dataset or
+style needs. A deviation from the paper is a value here and a sentence in the README.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.workdir = "runs/default"
+    c.seed = 42
+    c.stages = "sft,reft,eval"  # comma-separated, run in order
+
+    c.model = ml_collections.ConfigDict()
+    c.model.source = "codellama/CodeLlama-7b-hf"  # HF folder, hub id, or .gguf file
+    c.model.dtype = "float32"  # compute dtype: float32 or bfloat16 (the paper trains in bf16)
+    c.model.param_dtype = "float32"
+    c.model.remat = False
+
+    c.data = ml_collections.ConfigDict()
+    c.data.dataset = "gsm8k"  # a dataset name or a file path
+    c.data.style = "nl"  # "nl" (N-CoT) or "program" (P-CoT)
+    c.data.train_split = "train"
+    c.data.test_split = "test"
+    c.data.validation_fraction = 0.05  # carved from train; checkpoints are chosen on it, never on test
+    c.data.chat_template = False  # wrap prompts in the tokenizer's chat template (instruct models)
+
+    c.sft = ml_collections.ConfigDict()
+    c.sft.epochs = 40  # the SFT baseline; ReFT starts from the epoch given in reft.warmup_epoch
+    c.sft.learning_rate = 1e-5
+    c.sft.warmup_ratio = 0.1
+    c.sft.weight_decay = 0.0
+    c.sft.adam_eps = 1e-8
+    c.sft.grad_clip = 1.0
+    c.sft.batch_size = 48
+    c.sft.grad_accum = 1
+    c.sft.max_length = 1024
+    c.sft.save_every_steps = 500
+    c.sft.keep_checkpoints = 3
+
+    c.reft = ml_collections.ConfigDict()
+    c.reft.warmup_epoch = 2  # which SFT epoch's checkpoint starts RL (MathQA N-CoT: 5)
+    c.reft.warmup_checkpoint = ""  # or an explicit path to one
+    c.reft.epochs = 300
+    c.reft.rollout_batch = 32
+    c.reft.samples_per_question = 1
+    c.reft.temperature = 1.0
+    c.reft.top_k = 0  # 0 = off
+    c.reft.top_p = 1.0  # 1.0 = off
+    c.reft.max_prompt_length = 300
+    c.reft.max_length = 700
+    c.reft.ppo_epochs = 2
+    c.reft.learning_rate = 3e-7
+    c.reft.adam_eps = 1e-8
+    c.reft.weight_decay = 0.0
+    c.reft.grad_clip = 1.0
+    c.reft.kl_coef = 0.05  # N-CoT; P-CoT 0.01
+    c.reft.gamma = 1.0
+    c.reft.lam = 0.95
+    c.reft.clip_ratio = 0.2
+    c.reft.value_clip = 0.2
+    c.reft.vf_coef = 5.0
+    c.reft.partial_reward = 0.1  # 0 disables
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.max_new_tokens = 400
+    c.eval.vote_samples = 100
+    c.eval.vote_temperature = 1.0
+    c.eval.vote_top_k = 50
+    c.eval.program_timeout = 10.0
+    return c
