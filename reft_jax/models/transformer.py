@@ -61,8 +61,8 @@ class Block(nnx.Module):
         self.mlp_norm = Norm(cfg, rngs)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, rope, mask, cache_kv=None, cache_index=None):
-        attn_out, kv = self.attn(self.attn_norm(x), rope, mask, cache_kv, cache_index)
+    def __call__(self, x, rope, mask, cache=None, cache_index=None):
+        attn_out, kv = self.attn(self.attn_norm(x), rope, mask, cache, cache_index)
         h = x + attn_out
         return h + self.mlp(self.mlp_norm(h)), kv
 
@@ -102,16 +102,19 @@ class Decoder(nnx.Module):
             rope = rope_tables(positions, cfg)
         mask = attention_mask_3d(key_mask, cache_index, input_ids.shape[1], cfg.sliding_window)
         graphdef, layer_state = nnx.split(self.layers)
+        layer_ids = jnp.arange(cfg.num_layers)
 
-        def body(h, xs):
-            state, kv = xs
-            h, new_kv = nnx.merge(graphdef, state)(h, rope, mask, kv, cache_index)
-            return h, (new_kv if kv is not None else None)
+        def body(carry, xs):
+            h, kv = carry
+            state, layer = xs
+            layer_cache = (*kv, layer) if kv is not None else None
+            h, kv = nnx.merge(graphdef, state)(h, rope, mask, layer_cache, cache_index)
+            return (h, kv), None
 
         if cfg.remat:
             body = jax.checkpoint(body, prevent_cse=False)
         kv_in = (cache.k, cache.v) if cache is not None else None
-        x, kv_out = jax.lax.scan(body, x, (layer_state, kv_in))
+        (x, kv_out), _ = jax.lax.scan(body, (x, kv_in), (layer_state, layer_ids))
         new_cache = KVCache(*kv_out) if cache is not None else None
         return self.final_norm(x), new_cache
 

@@ -1,0 +1,198 @@
+"""Fast sampling: one jitted prefill, then a `lax.while_loop` decode over a preallocated KV cache.
+
+Prompts are left-padded to a bucketed length so a run compiles a handful of shapes. Each prompt
+is prefilled once and its cache repeated for `num_samples` samples. Rows stop at EOS (or at
+their length limit) and the loop ends when every row is done. Besides the tokens, the sampler
+returns each token's log-probability under the model at temperature 1 before top-k/top-p, which
+is what PPO's old log-probs need. Everything array-valued happens inside one jitted function with
+no per-device Python, so the same call runs sharded on a mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from reft_jax.errors import ReftError
+from reft_jax.models import CausalLM, KVCache
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSettings:
+    """How to pick tokens. temperature 0 is greedy; top_k 0 and top_p 1.0 switch those off."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_samples: int = 1
+    stop_at_eos: bool = True
+
+    def __post_init__(self):
+        if self.max_new_tokens <= 0:
+            raise ReftError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ReftError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ReftError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ReftError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+        if self.num_samples < 1:
+            raise ReftError(f"num_samples must be >= 1, got {self.num_samples}")
+
+
+class SampleOutput(NamedTuple):
+    """Per sample (prompt-major: the samples of prompt i are rows i*n .. i*n+n-1)."""
+
+    tokens: np.ndarray  # (rows, max_new_tokens), pad after the end
+    mask: np.ndarray  # 1 on response tokens, the EOS included
+    logprobs: np.ndarray  # log p(token) at temperature 1 before filtering; 0 off the mask
+    lengths: np.ndarray  # number of response tokens
+
+
+def filter_logits(logits: jax.Array, top_k: int, top_p: float) -> jax.Array:
+    """Set logits outside the top-k and outside the top-p nucleus to -inf (0 and 1.0: off)."""
+    neg_inf = jnp.asarray(-jnp.inf, logits.dtype)
+    if top_k > 0:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = jnp.where(logits < kth, neg_inf, logits)
+    if top_p < 1.0:
+        sorted_logits = jnp.sort(logits, axis=-1)[..., ::-1]
+        probs = jax.nn.softmax(sorted_logits, axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above each token
+        keep = before < top_p  # the most likely token always stays
+        threshold = jnp.min(jnp.where(keep, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+        logits = jnp.where(logits < threshold, neg_inf, logits)
+    return logits
+
+
+def choose_tokens(logits: jax.Array, key: jax.Array, settings: SamplingSettings) -> jax.Array:
+    if settings.temperature == 0.0:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    filtered = filter_logits(logits / settings.temperature, settings.top_k, settings.top_p)
+    return jax.random.categorical(key, filtered, axis=-1).astype(jnp.int32)
+
+
+class _LoopState(NamedTuple):
+    step: jax.Array
+    logits: jax.Array  # (rows, vocab) for the next token
+    cache: KVCache
+    key_mask: jax.Array  # (rows, cache_length): which cache slots hold real tokens
+    tokens: jax.Array
+    mask: jax.Array
+    logprobs: jax.Array
+    done: jax.Array
+    rng: jax.Array
+
+
+def _generate(graphdef, state, cache, prompt_ids, prompt_mask, row_limits, rng, *,
+              settings: SamplingSettings, eos_id: int, pad_id: int):
+    model = nnx.merge(graphdef, state)
+    prompt_len = prompt_ids.shape[1]
+    positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=-1) - 1, 0)
+    prefill = model.forward(prompt_ids, positions=positions, cache_index=0, key_mask=prompt_mask,
+                            cache=KVCache.zeros(model.config, prompt_ids.shape[0], prompt_len,
+                                                cache.k.dtype))
+    # One prefill per prompt; each of its samples continues from a copy of that cache, written
+    # into the donated buffer. Slots past the prompt are masked until a token fills them.
+    repeat = lambda x, axis=0: jnp.repeat(x, settings.num_samples, axis=axis)
+    cache = KVCache(cache.k.at[:, :, :prompt_len].set(repeat(prefill.cache.k, 1)),
+                    cache.v.at[:, :, :prompt_len].set(repeat(prefill.cache.v, 1)))
+    rows, steps = cache.k.shape[1], settings.max_new_tokens
+    key_mask = jnp.zeros((rows, cache.k.shape[2]), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
+    next_pos, limits = repeat(jnp.sum(prompt_mask, axis=-1)), repeat(row_limits)
+    init = _LoopState(
+        step=jnp.zeros((), jnp.int32), logits=repeat(prefill.logits[:, -1]), cache=cache,
+        key_mask=key_mask, tokens=jnp.full((rows, steps), pad_id, jnp.int32),
+        mask=jnp.zeros((rows, steps), jnp.int32), logprobs=jnp.zeros((rows, steps), jnp.float32),
+        done=jnp.zeros((rows,), bool), rng=rng)
+
+    def cond(s: _LoopState):
+        return (s.step < steps) & ~jnp.all(s.done)
+
+    def body(s: _LoopState):
+        rng, sub = jax.random.split(s.rng)
+        token = choose_tokens(s.logits, sub, settings)
+        logp = jnp.take_along_axis(jax.nn.log_softmax(s.logits, axis=-1), token[:, None], -1)[:, 0]
+        alive = ~s.done
+        token = jnp.where(alive, token, pad_id)
+        done = s.done | (s.step + 1 >= limits)
+        if settings.stop_at_eos:
+            done |= token == eos_id
+        slot = prompt_len + s.step
+        key_mask = jax.lax.dynamic_update_slice(s.key_mask, jnp.ones((rows, 1), jnp.int32), (0, slot))
+        out = model.forward(token[:, None], positions=(next_pos + s.step)[:, None], cache=s.cache,
+                            cache_index=slot, key_mask=key_mask)
+        return _LoopState(
+            step=s.step + 1, logits=out.logits[:, 0], cache=out.cache, key_mask=key_mask,
+            tokens=s.tokens.at[:, s.step].set(token),
+            mask=s.mask.at[:, s.step].set(alive.astype(jnp.int32)),
+            logprobs=s.logprobs.at[:, s.step].set(jnp.where(alive, logp, 0.0)),
+            done=done, rng=rng)
+
+    final = jax.lax.while_loop(cond, body, init)
+    return final.cache, final.tokens, final.mask, final.logprobs
+
+
+_generate_jit = jax.jit(_generate, static_argnums=(0,),
+                        static_argnames=("settings", "eos_id", "pad_id"), donate_argnums=(2,))
+
+
+def bucket_length(n: int, multiple: int = 32) -> int:
+    """Round a prompt length up to a power of two below `multiple`, else to a multiple of it."""
+    if n <= multiple:
+        return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+    return -(-n // multiple) * multiple
+
+
+class Sampler:
+    """Generates from a CausalLM; keeps one donated KV-cache buffer per shape between calls."""
+
+    def __init__(self, eos_id: int, pad_id: int, max_length: int | None = None,
+                 bucket: int = 32, cache_dtype=None):
+        self.eos_id, self.pad_id = int(eos_id), int(pad_id)
+        self.max_length, self.bucket, self.cache_dtype = max_length, bucket, cache_dtype
+        self._caches: dict[tuple, KVCache] = {}
+
+    def __call__(self, model: CausalLM, prompts: Sequence[Sequence[int]], rng: jax.Array,
+                 settings: SamplingSettings) -> SampleOutput:
+        ids, mask, limits = self._pad(model, prompts, settings)
+        rows = len(prompts) * settings.num_samples
+        cache_len = ids.shape[1] + settings.max_new_tokens
+        shape = (rows, cache_len)
+        cache = self._caches.pop(shape, None)
+        if cache is None:
+            cache = KVCache.zeros(model.config, rows, cache_len, self.cache_dtype)
+        graphdef, state = nnx.split(model)
+        cache, tokens, resp_mask, logprobs = _generate_jit(
+            graphdef, state, cache, jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(limits), rng,
+            settings=settings, eos_id=self.eos_id, pad_id=self.pad_id)
+        self._caches[shape] = cache
+        resp_mask = np.asarray(resp_mask)
+        return SampleOutput(np.asarray(tokens), resp_mask, np.asarray(logprobs), resp_mask.sum(-1))
+
+    def _pad(self, model, prompts, settings):
+        if len(prompts) == 0:
+            raise ReftError("no prompts to sample from")
+        lengths = [len(p) for p in prompts]
+        if min(lengths) == 0:
+            raise ReftError(f"prompt {lengths.index(0)} is empty; every prompt needs a token")
+        max_total = self.max_length if self.max_length is not None else model.config.max_position_embeddings
+        if max(lengths) >= max_total:
+            worst = int(np.argmax(lengths))
+            raise ReftError(f"prompt {worst} has {lengths[worst]} tokens, which leaves no room "
+                            f"under the maximum length {max_total}")
+        width = bucket_length(max(lengths), self.bucket)
+        ids = np.full((len(prompts), width), self.pad_id, np.int32)
+        mask = np.zeros((len(prompts), width), np.int32)
+        for row, p in enumerate(prompts):
+            ids[row, width - len(p):] = p
+            mask[row, width - len(p):] = 1
+        limits = np.minimum(settings.max_new_tokens, max_total - np.asarray(lengths)).astype(np.int32)
+        return ids, mask, limits

@@ -1,0 +1,145 @@
+"""The sampler against transformers' greedy generate, a full forward pass and hand-made logits."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reft_jax.errors import ReftError
+from reft_jax.sampling import Sampler, SamplingSettings, bucket_length, filter_logits
+from tests.tiny_hf import EOS, PAD, save_tiny
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    logits = jnp.array([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    out = np.asarray(filter_logits(logits, top_k=2, top_p=1.0))
+    np.testing.assert_array_equal(np.isfinite(out), [[False, True, False, True, False]])
+    np.testing.assert_array_equal(out[np.isfinite(out)], [5.0, 4.0])
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    probs = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
+    logits = jnp.asarray(np.log(probs))[None]
+    # mass before each token: 0, .5, .7, .85, .95 -> top_p=0.7 keeps the first two
+    kept = np.isfinite(np.asarray(filter_logits(logits, top_k=0, top_p=0.7)))
+    np.testing.assert_array_equal(kept, [[True, True, False, False, False]])
+    kept = np.isfinite(np.asarray(filter_logits(logits, top_k=0, top_p=0.71)))
+    np.testing.assert_array_equal(kept, [[True, True, True, False, False]])
+    kept = np.isfinite(np.asarray(filter_logits(logits, top_k=0, top_p=0.01)))
+    np.testing.assert_array_equal(kept, [[True, False, False, False, False]])
+
+
+def test_off_values_change_nothing():
+    logits = jax.random.normal(jax.random.key(0), (3, 11))
+    np.testing.assert_array_equal(np.asarray(filter_logits(logits, 0, 1.0)), np.asarray(logits))
+
+
+def test_bucket_lengths():
+    assert [bucket_length(n, 32) for n in (1, 3, 17, 32, 33, 64, 65)] == [1, 4, 32, 32, 64, 64, 96]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from reft_jax.models import load_pretrained
+
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    ref = save_tiny(folder, "llama")
+    model, _ = load_pretrained(folder)
+    return model, ref
+
+
+PROMPTS = [[5, 17, 30, 8, 9, 44, 12], [61, 7], [33, 34, 35, 36]]
+
+
+def test_logprobs_equal_a_full_forward_pass(tiny):
+    model, _ = tiny
+    out = Sampler(EOS, PAD)(model, PROMPTS, jax.random.key(3),
+                            SamplingSettings(max_new_tokens=12, temperature=1.0, num_samples=2))
+    assert out.tokens.shape == (6, 12)
+    for row in range(6):
+        prompt = PROMPTS[row // 2]
+        n = int(out.lengths[row])
+        assert n > 0 and out.mask[row, :n].all() and not out.mask[row, n:].any()
+        seq = np.asarray(prompt + out.tokens[row, :n].tolist())[None]
+        logp = jax.nn.log_softmax(model(jnp.asarray(seq)), axis=-1)[0]
+        expected = [float(logp[len(prompt) - 1 + t, seq[0, len(prompt) + t]]) for t in range(n)]
+        np.testing.assert_allclose(out.logprobs[row, :n], expected, atol=1e-4)
+        assert (out.logprobs[row, n:] == 0).all()
+
+
+def test_fixed_key_reproduces_and_samples_differ(tiny):
+    model, _ = tiny
+    sampler, settings = Sampler(EOS, PAD), SamplingSettings(max_new_tokens=10, num_samples=3)
+    a = sampler(model, PROMPTS, jax.random.key(7), settings)
+    b = sampler(model, PROMPTS, jax.random.key(7), settings)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    assert not np.array_equal(a.tokens[0], a.tokens[1]), "samples of one prompt should differ"
+
+
+def test_temperature_zero_is_greedy_and_stops_at_eos(tiny):
+    model, _ = tiny
+    out = Sampler(EOS, PAD)(model, PROMPTS[:1], jax.random.key(0),
+                            SamplingSettings(max_new_tokens=8, temperature=0.0))
+    seq = list(PROMPTS[0])
+    for t in range(int(out.lengths[0])):
+        nxt = int(np.argmax(np.asarray(model(jnp.asarray([seq])))[0, -1]))
+        assert nxt == out.tokens[0, t]
+        seq.append(nxt)
+        if nxt == EOS:
+            break
+
+
+def test_eos_ends_a_row_and_the_length_limit_holds(tiny):
+    model, _ = tiny
+    # Forcing EOS as a likely token: sample many rows, every row must end at its first EOS.
+    out = Sampler(EOS, PAD, max_length=12)(model, PROMPTS, jax.random.key(1),
+                                           SamplingSettings(max_new_tokens=10, num_samples=8))
+    for row in range(out.tokens.shape[0]):
+        n = int(out.lengths[row])
+        toks = out.tokens[row, :n].tolist()
+        assert EOS not in toks[:-1]
+        assert n <= 12 - len(PROMPTS[row // 8])  # prompt + response within max_length
+        assert toks[-1] == EOS or n == min(10, 12 - len(PROMPTS[row // 8]))
+
+
+def test_bad_input_is_a_clear_error(tiny):
+    model, _ = tiny
+    sampler = Sampler(EOS, PAD, max_length=16)
+    settings = SamplingSettings(max_new_tokens=4)
+    with pytest.raises(ReftError, match="empty"):
+        sampler(model, [[5, 6], []], jax.random.key(0), settings)
+    with pytest.raises(ReftError, match="maximum length 16"):
+        sampler(model, [list(range(4, 24))], jax.random.key(0), settings)
+    with pytest.raises(ReftError, match="max_new_tokens"):
+        SamplingSettings(max_new_tokens=0)
+    with pytest.raises(ReftError, match="top_p"):
+        SamplingSettings(max_new_tokens=4, top_p=0.0)
+
+
+@pytest.mark.slow
+def test_greedy_matches_transformers_generate_on_smollm(smollm_gguf, gsm8k_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reft_jax.models import load_pretrained
+    from tests.test_models_smollm import gsm8k_prompts
+
+    model, tok = load_pretrained(smollm_gguf)
+    ref = AutoModelForCausalLM.from_pretrained(smollm_gguf.parent, gguf_file=smollm_gguf.name,
+                                               dtype=torch.float32).eval()
+    prompts = [tok(p)["input_ids"] for p in gsm8k_prompts(gsm8k_dir)]
+    assert len({len(p) for p in prompts}) > 1
+    out = Sampler(tok.eos_token_id, tok.pad_token_id)(
+        model, prompts, jax.random.key(0), SamplingSettings(max_new_tokens=64, temperature=0.0))
+    enc = tok.pad([{"input_ids": p} for p in prompts], return_tensors="pt")
+    with torch.no_grad():
+        gen = ref.generate(**enc, max_new_tokens=64, do_sample=False,
+                           pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    theirs = gen[:, enc["input_ids"].shape[1]:].numpy()
+    for row in range(len(prompts)):
+        n = int(out.lengths[row])
+        np.testing.assert_array_equal(out.tokens[row, :n], theirs[row, :n])
+        if n < 64:  # we stopped at EOS; transformers pads after it
+            assert theirs[row, n - 1] == tok.eos_token_id
