@@ -102,10 +102,10 @@ def _generate(graphdef, state, cache, prompt_ids, prompt_mask, row_limits, rng, 
     # One prefill per prompt; each of its samples continues from a copy of that cache, written
     # into the donated buffer. Slots past the prompt are masked until a token fills them.
     repeat = lambda x, axis=0: jnp.repeat(x, settings.num_samples, axis=axis)
-    cache = KVCache(cache.k.at[:, :, :prompt_len].set(repeat(prefill.cache.k, 1)),
-                    cache.v.at[:, :, :prompt_len].set(repeat(prefill.cache.v, 1)))
+    cache = KVCache(cache.k.at[:, :, :, :prompt_len].set(repeat(prefill.cache.k, 1)),
+                    cache.v.at[:, :, :, :prompt_len].set(repeat(prefill.cache.v, 1)))
     rows, steps = cache.k.shape[1], settings.max_new_tokens
-    key_mask = jnp.zeros((rows, cache.k.shape[2]), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
+    key_mask = jnp.zeros((rows, cache.k.shape[3]), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
     next_pos, limits = repeat(jnp.sum(prompt_mask, axis=-1)), repeat(row_limits)
     init = _LoopState(
         step=jnp.zeros((), jnp.int32), logits=repeat(prefill.logits[:, -1]), cache=cache,

@@ -19,14 +19,14 @@ from reft_jax.models.layers import MLP, Attention, Dense, Norm, normal, param, r
 
 
 class KVCache(NamedTuple):
-    """Keys and values of every layer: each (layers, batch, max_length, kv_heads, head_dim)."""
+    """Keys and values of every layer: each (layers, batch, kv_heads, max_length, head_dim)."""
 
     k: jax.Array
     v: jax.Array
 
     @classmethod
     def zeros(cls, cfg: ModelConfig, batch: int, max_length: int, dtype=None) -> "KVCache":
-        shape = (cfg.num_layers, batch, max_length, cfg.num_kv_heads, cfg.head_dim)
+        shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_length, cfg.head_dim)
         dtype = dtype if dtype is not None else resolve_dtype(cfg.dtype)
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
