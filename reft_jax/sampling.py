@@ -94,21 +94,24 @@ class _LoopState(NamedTuple):
 def _generate(graphdef, state, cache, prompt_ids, prompt_mask, row_limits, rng, *,
               settings: SamplingSettings, eos_id: int, pad_id: int):
     model = nnx.merge(graphdef, state)
+    blocks = model.trunk.layer_blocks()
     prompt_len = prompt_ids.shape[1]
     positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=-1) - 1, 0)
-    prefill = model.forward(prompt_ids, positions=positions, cache_index=0, key_mask=prompt_mask,
-                            cache=KVCache.zeros(model.config, prompt_ids.shape[0], prompt_len,
-                                                cache.k.dtype))
+    hidden, prefill_cache = model.trunk(
+        prompt_ids, positions, prompt_mask, cache_index=0, blocks=blocks,
+        cache=KVCache.zeros(model.config, prompt_ids.shape[0], prompt_len, cache.k[0].dtype))
+    first_logits = model.logits(hidden[:, -1:])[:, 0]  # only the last position is needed
     # One prefill per prompt; each of its samples continues from a copy of that cache, written
-    # into the donated buffer. Slots past the prompt are masked until a token fills them.
+    # into the donated buffers. Slots past the prompt are masked until a token fills them.
     repeat = lambda x, axis=0: jnp.repeat(x, settings.num_samples, axis=axis)
-    cache = KVCache(cache.k.at[:, :, :, :prompt_len].set(repeat(prefill.cache.k, 1)),
-                    cache.v.at[:, :, :, :prompt_len].set(repeat(prefill.cache.v, 1)))
-    rows, steps = cache.k.shape[1], settings.max_new_tokens
-    key_mask = jnp.zeros((rows, cache.k.shape[3]), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
+    fill = lambda full, part: full.at[:, :, :prompt_len].set(repeat(part))
+    cache = KVCache(tuple(map(fill, cache.k, prefill_cache.k)),
+                    tuple(map(fill, cache.v, prefill_cache.v)))
+    rows, steps = cache.batch, settings.max_new_tokens
+    key_mask = jnp.zeros((rows, cache.length), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
     next_pos, limits = repeat(jnp.sum(prompt_mask, axis=-1)), repeat(row_limits)
     init = _LoopState(
-        step=jnp.zeros((), jnp.int32), logits=repeat(prefill.logits[:, -1]), cache=cache,
+        step=jnp.zeros((), jnp.int32), logits=repeat(first_logits), cache=cache,
         key_mask=key_mask, tokens=jnp.full((rows, steps), pad_id, jnp.int32),
         mask=jnp.zeros((rows, steps), jnp.int32), logprobs=jnp.zeros((rows, steps), jnp.float32),
         done=jnp.zeros((rows,), bool), rng=rng)
@@ -128,7 +131,7 @@ def _generate(graphdef, state, cache, prompt_ids, prompt_mask, row_limits, rng, 
         slot = prompt_len + s.step
         key_mask = jax.lax.dynamic_update_slice(s.key_mask, jnp.ones((rows, 1), jnp.int32), (0, slot))
         out = model.forward(token[:, None], positions=(next_pos + s.step)[:, None], cache=s.cache,
-                            cache_index=slot, key_mask=key_mask)
+                            cache_index=slot, key_mask=key_mask, blocks=blocks)
         return _LoopState(
             step=s.step + 1, logits=out.logits[:, 0], cache=out.cache, key_mask=key_mask,
             tokens=s.tokens.at[:, s.step].set(token),

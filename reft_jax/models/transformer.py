@@ -1,9 +1,13 @@
 """One decoder-only transformer for every supported family, with an optional KV cache.
 
-The training forward and cached decoding run the same code: without a cache the keys are the
+The training forward and cached decoding run the same blocks: without a cache the keys are the
 current chunk; with one, the chunk is written into the cache at `cache_index` and attends to
-every valid slot up to itself. Layers are stacked on a leading axis and run with `lax.scan`,
-so compile time does not grow with depth.
+every valid slot up to itself. Layer parameters are stacked on a leading axis. Without a cache
+the layers run under `lax.scan`, so training compiles in time independent of depth. With a cache
+they run as a Python loop over per-layer parameters and per-layer cache buffers: under a scan,
+XLA copies each layer's cache slice out of the stack on every decode step, which measured 3x
+slower attention on a 2-core CPU (the decode step compiles once per shape, so the unrolled loop
+costs a few seconds of compile time, not throughput).
 """
 
 from __future__ import annotations
@@ -19,16 +23,25 @@ from reft_jax.models.layers import MLP, Attention, Dense, Norm, normal, param, r
 
 
 class KVCache(NamedTuple):
-    """Keys and values of every layer: each (layers, batch, kv_heads, max_length, head_dim)."""
+    """Keys and values, one buffer per layer, each (batch, kv_heads, max_length, head_dim)."""
 
-    k: jax.Array
-    v: jax.Array
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
 
     @classmethod
     def zeros(cls, cfg: ModelConfig, batch: int, max_length: int, dtype=None) -> "KVCache":
-        shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_length, cfg.head_dim)
+        shape = (batch, cfg.num_kv_heads, max_length, cfg.head_dim)
         dtype = dtype if dtype is not None else resolve_dtype(cfg.dtype)
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+        return cls(tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)),
+                   tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)))
+
+    @property
+    def batch(self) -> int:
+        return self.k[0].shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.k[0].shape[2]
 
 
 class DecoderOutput(NamedTuple):
@@ -89,8 +102,18 @@ class Decoder(nnx.Module):
                 node.set_metadata("logical_axes", ("layers", *node.get_metadata()["logical_axes"]))
         self.final_norm = Norm(cfg, rngs)
 
+    def layer_blocks(self) -> list[Block]:
+        """The stacked layers as separate blocks with their own parameter arrays.
+
+        Called once per generation, outside the decode loop, so the loop body reads each
+        layer's weights directly instead of slicing the stack on every step.
+        """
+        graphdef, state = nnx.split(self.layers)
+        return [nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
+                for i in range(self.config.num_layers)]
+
     def __call__(self, input_ids, positions, key_mask, cache: KVCache | None = None,
-                 cache_index=0):
+                 cache_index=0, blocks: list[Block] | None = None):
         """Hidden states (B,T,E) and the updated cache; key_mask covers the cache's slots."""
         cfg = self.config
         dtype = resolve_dtype(cfg.dtype)
@@ -101,22 +124,23 @@ class Decoder(nnx.Module):
         else:
             rope = rope_tables(positions, cfg)
         mask = attention_mask_3d(key_mask, cache_index, input_ids.shape[1], cfg.sliding_window)
+        if cache is not None:
+            blocks = blocks if blocks is not None else self.layer_blocks()
+            keys, values = [], []
+            for block, k, v in zip(blocks, cache.k, cache.v):
+                x, (k, v) = block(x, rope, mask, (k, v), cache_index)
+                keys.append(k)
+                values.append(v)
+            return self.final_norm(x), KVCache(tuple(keys), tuple(values))
         graphdef, layer_state = nnx.split(self.layers)
-        layer_ids = jnp.arange(cfg.num_layers)
 
-        def body(carry, xs):
-            h, kv = carry
-            state, layer = xs
-            layer_cache = (*kv, layer) if kv is not None else None
-            h, kv = nnx.merge(graphdef, state)(h, rope, mask, layer_cache, cache_index)
-            return (h, kv), None
+        def body(h, state):
+            return nnx.merge(graphdef, state)(h, rope, mask)[0], None
 
         if cfg.remat:
             body = jax.checkpoint(body, prevent_cse=False)
-        kv_in = (cache.k, cache.v) if cache is not None else None
-        (x, kv_out), _ = jax.lax.scan(body, (x, kv_in), (layer_state, layer_ids))
-        new_cache = KVCache(*kv_out) if cache is not None else None
-        return self.final_norm(x), new_cache
+        x, _ = jax.lax.scan(body, x, layer_state)
+        return self.final_norm(x), None
 
 
 class CausalLM(nnx.Module):
@@ -137,11 +161,12 @@ class CausalLM(nnx.Module):
         return jnp.einsum("bte,ve->btv", hidden, embed, preferred_element_type=jnp.float32)
 
     def forward(self, input_ids, *, attention_mask=None, positions=None, cache=None,
-                cache_index=0, key_mask=None) -> DecoderOutput:
+                cache_index=0, key_mask=None, blocks=None) -> DecoderOutput:
         """The general entry: training (no cache) or prefill/decode (cache given).
 
         Without a cache, attention_mask (B,T) marks real tokens (left padding). With a cache,
-        key_mask (B,S) marks the valid cache slots after this chunk is written at cache_index.
+        key_mask (B,S) marks the valid cache slots after this chunk is written at cache_index;
+        `blocks` (from `trunk.layer_blocks()`) saves re-splitting the layers on every step.
         """
         if attention_mask is None:
             attention_mask = jnp.ones(input_ids.shape, jnp.int32)
@@ -149,7 +174,7 @@ class CausalLM(nnx.Module):
             positions = positions_from_mask(attention_mask)
         if key_mask is None:
             key_mask = attention_mask
-        hidden, cache = self.trunk(input_ids, positions, key_mask, cache, cache_index)
+        hidden, cache = self.trunk(input_ids, positions, key_mask, cache, cache_index, blocks)
         return DecoderOutput(self.logits(hidden), hidden, cache)
 
     def __call__(self, input_ids, attention_mask=None) -> jax.Array:
