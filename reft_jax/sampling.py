@@ -1,7 +1,8 @@
 """Fast sampling: one jitted prefill, then a `lax.while_loop` decode over a preallocated KV cache.
 
-Prompts are left-padded to a bucketed length so a run compiles a handful of shapes. Each prompt
-is prefilled once and its cache repeated for `num_samples` samples. Rows stop at EOS (or at
+Prompts are packed side by side for the prefill (no compute on padding) and their keys and
+values laid into a left-padded cache of bucketed length, so a run compiles a handful of shapes.
+Each prompt is prefilled once and its cache repeated for `num_samples` samples. Rows stop at EOS (or at
 their length limit) and the loop ends when every row is done. Besides the tokens, the sampler
 returns each token's log-probability under the model at temperature 1 before top-k/top-p, which
 is what PPO's old log-probs need. Everything array-valued happens inside one jitted function with
@@ -21,6 +22,7 @@ from flax import nnx
 
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM, KVCache
+from reft_jax.packing import PackedPrompts, pack_prompts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,16 +93,26 @@ class _LoopState(NamedTuple):
     rng: jax.Array
 
 
-def _generate(graphdef, state, cache, prompt_ids, prompt_mask, row_limits, rng, *,
+def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
               settings: SamplingSettings, eos_id: int, pad_id: int):
     model = nnx.merge(graphdef, state)
     blocks = model.trunk.layer_blocks()
-    prompt_len = prompt_ids.shape[1]
-    positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=-1) - 1, 0)
-    hidden, prefill_cache = model.trunk(
-        prompt_ids, positions, prompt_mask, cache_index=0, blocks=blocks,
-        cache=KVCache.zeros(model.config, prompt_ids.shape[0], prompt_len, cache.k[0].dtype))
-    first_logits = model.logits(hidden[:, -1:])[:, 0]  # only the last position is needed
+    prompt_mask = packed.prompt_mask
+    prompt_len = prompt_mask.shape[1]
+    # Prefill the packed rows, then gather each prompt's keys/values into left-padded slots.
+    hidden, packed_cache = model.trunk(
+        packed.ids, packed.positions, packed.segments > 0, cache_index=0, blocks=blocks,
+        segment_ids=packed.segments,
+        cache=KVCache.zeros(model.config, packed.ids.shape[0], prompt_len, cache.k[0].dtype))
+    valid = prompt_mask.astype(bool)[:, None, :, None]
+
+    def unpack(c):  # (rows, K, width, D) -> (prompts, K, width, D)
+        gathered = c[packed.src_row, :, packed.src_col]  # (prompts, width, K, D)
+        return jnp.where(valid, gathered.transpose(0, 2, 1, 3), 0)
+
+    prefill_cache = KVCache(tuple(map(unpack, packed_cache.k)), tuple(map(unpack, packed_cache.v)))
+    last_hidden = hidden[packed.last_row, packed.last_col]  # (prompts, E)
+    first_logits = model.logits(last_hidden[:, None])[:, 0]
     # One prefill per prompt; each of its samples continues from a copy of that cache, written
     # into the donated buffers. Slots past the prompt are masked until a token fills them.
     repeat = lambda x, axis=0: jnp.repeat(x, settings.num_samples, axis=axis)
@@ -165,22 +177,22 @@ class Sampler:
 
     def __call__(self, model: CausalLM, prompts: Sequence[Sequence[int]], rng: jax.Array,
                  settings: SamplingSettings) -> SampleOutput:
-        ids, mask, limits = self._pad(model, prompts, settings)
+        packed, limits = self._pack(model, prompts, settings)
         rows = len(prompts) * settings.num_samples
-        cache_len = ids.shape[1] + settings.max_new_tokens
+        cache_len = packed.prompt_mask.shape[1] + settings.max_new_tokens
         shape = (rows, cache_len)
         cache = self._caches.pop(shape, None)
         if cache is None:
             cache = KVCache.zeros(model.config, rows, cache_len, self.cache_dtype)
         graphdef, state = nnx.split(model)
         cache, tokens, resp_mask, logprobs = _generate_jit(
-            graphdef, state, cache, jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(limits), rng,
+            graphdef, state, cache, PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits), rng,
             settings=settings, eos_id=self.eos_id, pad_id=self.pad_id)
         self._caches[shape] = cache
         resp_mask = np.asarray(resp_mask)
         return SampleOutput(np.asarray(tokens), resp_mask, np.asarray(logprobs), resp_mask.sum(-1))
 
-    def _pad(self, model, prompts, settings):
+    def _pack(self, model, prompts, settings):
         if len(prompts) == 0:
             raise ReftError("no prompts to sample from")
         lengths = [len(p) for p in prompts]
@@ -191,11 +203,6 @@ class Sampler:
             worst = int(np.argmax(lengths))
             raise ReftError(f"prompt {worst} has {lengths[worst]} tokens, which leaves no room "
                             f"under the maximum length {max_total}")
-        width = bucket_length(max(lengths), self.bucket)
-        ids = np.full((len(prompts), width), self.pad_id, np.int32)
-        mask = np.zeros((len(prompts), width), np.int32)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = p
-            mask[row, width - len(p):] = 1
+        packed = pack_prompts(prompts, bucket_length(max(lengths), self.bucket), self.pad_id)
         limits = np.minimum(settings.max_new_tokens, max_total - np.asarray(lengths)).astype(np.int32)
-        return ids, mask, limits
+        return packed, limits

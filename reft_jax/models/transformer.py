@@ -55,14 +55,21 @@ def positions_from_mask(attention_mask: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
 
 
-def attention_mask_3d(key_mask, query_start, num_queries, sliding_window=None):
-    """(batch, queries, keys) mask: a valid key at a slot no later than the query's slot."""
+def attention_mask_3d(key_mask, query_start, num_queries, sliding_window=None, segment_ids=None):
+    """(batch, queries, keys) mask: a valid key at a slot no later than the query's slot.
+
+    segment_ids (batch, length), for sequences packed side by side in one row, also keeps each
+    token's attention inside its own sequence.
+    """
     q_slots = query_start + jnp.arange(num_queries)
     k_slots = jnp.arange(key_mask.shape[-1])
     allowed = k_slots[None, :] <= q_slots[:, None]
     if sliding_window is not None:
         allowed &= k_slots[None, :] > q_slots[:, None] - sliding_window
-    return allowed[None] & key_mask.astype(bool)[:, None, :]
+    mask = allowed[None] & key_mask.astype(bool)[:, None, :]
+    if segment_ids is not None:
+        mask &= segment_ids[:, :, None] == segment_ids[:, None, :]
+    return mask
 
 
 class Block(nnx.Module):
@@ -113,7 +120,7 @@ class Decoder(nnx.Module):
                 for i in range(self.config.num_layers)]
 
     def __call__(self, input_ids, positions, key_mask, cache: KVCache | None = None,
-                 cache_index=0, blocks: list[Block] | None = None):
+                 cache_index=0, blocks: list[Block] | None = None, segment_ids=None):
         """Hidden states (B,T,E) and the updated cache; key_mask covers the cache's slots."""
         cfg = self.config
         dtype = resolve_dtype(cfg.dtype)
@@ -123,7 +130,8 @@ class Decoder(nnx.Module):
             x = x + jnp.take(self.pos_embed[...], positions + cfg.position_offset, axis=0).astype(dtype)
         else:
             rope = rope_tables(positions, cfg)
-        mask = attention_mask_3d(key_mask, cache_index, input_ids.shape[1], cfg.sliding_window)
+        mask = attention_mask_3d(key_mask, cache_index, input_ids.shape[1], cfg.sliding_window,
+                                 segment_ids)
         if cache is not None:
             blocks = blocks if blocks is not None else self.layer_blocks()
             keys, values = [], []
@@ -161,12 +169,13 @@ class CausalLM(nnx.Module):
         return jnp.einsum("bte,ve->btv", hidden, embed, preferred_element_type=jnp.float32)
 
     def forward(self, input_ids, *, attention_mask=None, positions=None, cache=None,
-                cache_index=0, key_mask=None, blocks=None) -> DecoderOutput:
+                cache_index=0, key_mask=None, blocks=None, segment_ids=None) -> DecoderOutput:
         """The general entry: training (no cache) or prefill/decode (cache given).
 
         Without a cache, attention_mask (B,T) marks real tokens (left padding). With a cache,
         key_mask (B,S) marks the valid cache slots after this chunk is written at cache_index;
         `blocks` (from `trunk.layer_blocks()`) saves re-splitting the layers on every step.
+        segment_ids (B,T) separate sequences packed into one row (pass their positions too).
         """
         if attention_mask is None:
             attention_mask = jnp.ones(input_ids.shape, jnp.int32)
@@ -174,7 +183,8 @@ class CausalLM(nnx.Module):
             positions = positions_from_mask(attention_mask)
         if key_mask is None:
             key_mask = attention_mask
-        hidden, cache = self.trunk(input_ids, positions, key_mask, cache, cache_index, blocks)
+        hidden, cache = self.trunk(input_ids, positions, key_mask, cache, cache_index, blocks,
+                                   segment_ids)
         return DecoderOutput(self.logits(hidden), hidden, cache)
 
     def __call__(self, input_ids, attention_mask=None) -> jax.Array:
