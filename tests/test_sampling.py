@@ -143,3 +143,19 @@ def test_greedy_matches_transformers_generate_on_smollm(smollm_gguf, gsm8k_dir):
         np.testing.assert_array_equal(out.tokens[row, :n], theirs[row, :n])
         if n < 64:  # we stopped at EOS; transformers pads after it
             assert theirs[row, n - 1] == tok.eos_token_id
+
+
+def test_draws_follow_the_filtered_distribution():
+    from reft_jax.sampling import choose_tokens
+
+    probs = np.array([0.5, 0.3, 0.15, 0.05, 0.0])
+    logits = jnp.asarray(np.log(np.maximum(probs, 1e-30)))[None].repeat(20000, axis=0)
+    draws = np.asarray(choose_tokens(logits, jax.random.key(0), SamplingSettings(max_new_tokens=1)))
+    np.testing.assert_allclose(np.bincount(draws, minlength=5) / len(draws), probs, atol=0.015)
+    top2 = np.asarray(choose_tokens(logits, jax.random.key(1), SamplingSettings(max_new_tokens=1, top_k=2)))
+    np.testing.assert_allclose(np.bincount(top2, minlength=5) / len(top2), [0.625, 0.375, 0, 0, 0],
+                               atol=0.015)
+    hot = np.asarray(choose_tokens(logits, jax.random.key(2),
+                                   SamplingSettings(max_new_tokens=1, temperature=0.5)))
+    sharpened = probs ** 2 / np.sum(probs ** 2)
+    np.testing.assert_allclose(np.bincount(hot, minlength=5) / len(hot), sharpened, atol=0.015)
