@@ -1,0 +1,193 @@
+"""The SFT step against independent oracles: numpy cross entropy, hand-computed schedules,
+one big batch versus accumulated micro-batches, and transformers + torch AdamW."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reft_jax.models import load_pretrained
+from reft_jax.train.sft_step import make_sft_step, sft_loss_terms
+from reft_jax.train.state import create_train_state, make_optimizer, make_schedule, merge_model
+from tests.tiny_hf import PAD, VOCAB, save_tiny, torch_logits
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(folder, torch model) of a tiny random Llama."""
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    return folder, save_tiny(folder, "llama")
+
+
+def constant_adamw(lr, weight_decay=0.0, clip=1.0):
+    return make_optimizer(lr, 100, 0.0, weight_decay, 1e-8, clip, schedule="constant")[0]
+
+
+def sft_batch(rows, width, left=()):
+    """Rows of (prompt, target) id lists, right-padded (left-padded for row indices in `left`);
+    loss_mask marks the target tokens."""
+    ids = np.full((len(rows), width), PAD, np.int32)
+    attention = np.zeros_like(ids)
+    loss = np.zeros_like(ids)
+    for r, (prompt, target) in enumerate(rows):
+        n = len(prompt) + len(target)
+        start = width - n if r in left else 0
+        ids[r, start:start + n] = prompt + target
+        attention[r, start:start + n] = 1
+        loss[r, start + len(prompt):start + n] = 1
+    return {"input_ids": ids, "attention_mask": attention, "loss_mask": loss}
+
+
+def random_rows(seed, shapes):
+    rng = np.random.default_rng(seed)
+    return [(list(rng.integers(4, VOCAB, p)), list(rng.integers(4, VOCAB, t))) for p, t in shapes]
+
+
+def stack(*batches):
+    """Micro-batches on a leading accumulation axis."""
+    return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def snapshot(state):
+    return jax.tree.map(lambda a: np.array(a, copy=True), state)
+
+
+def test_loss_terms_match_numpy_cross_entropy_on_targets_only(tiny):
+    model, _ = load_pretrained(tiny[0])
+    batch = sft_batch(random_rows(0, [(3, 4), (5, 1), (2, 6)]), 9, left=(1,))
+    logits = np.asarray(model(jnp.asarray(batch["input_ids"]), jnp.asarray(batch["attention_mask"])))
+    nll, count = sft_loss_terms(jnp.asarray(logits), batch["input_ids"], batch["loss_mask"])
+    expected, n = 0.0, 0
+    for b in range(logits.shape[0]):
+        for t in range(1, logits.shape[1]):
+            if batch["loss_mask"][b, t]:
+                row = logits[b, t - 1].astype(np.float64)
+                log_probs = row - row.max() - np.log(np.exp(row - row.max()).sum())
+                expected -= log_probs[batch["input_ids"][b, t]]
+                n += 1
+    assert n == 4 + 1 + 6 and float(count) == n
+    np.testing.assert_allclose(float(nll), expected, rtol=1e-5)
+
+
+def test_linear_and_constant_schedules():
+    lr = make_schedule(1e-3, 100, 0.1, "linear")
+    for step, expected in [(0, 0.0), (5, 5e-4), (10, 1e-3), (55, 5e-4), (100, 0.0)]:
+        np.testing.assert_allclose(float(lr(step)), expected, atol=1e-12)
+    const = make_schedule(3e-7, 100, 0.1, "constant")
+    for step, expected in [(0, 0.0), (10, 3e-7), (55, 3e-7), (100, 3e-7)]:
+        np.testing.assert_allclose(float(const(step)), expected, atol=1e-15)
+    np.testing.assert_allclose(float(make_schedule(1e-5, 7, 0.0)(0)), 1e-5)
+
+
+def test_accumulated_micro_batches_equal_one_batch_with_unequal_targets(tiny):
+    model, _ = load_pretrained(tiny[0])
+    rows = random_rows(1, [(2, 7), (4, 1), (1, 3), (5, 2)])
+    full = sft_batch(rows, 9, left=(2,))
+    half = lambda sl: {k: v[sl] for k, v in full.items()}
+    results = []
+    for accum, batch in [(1, stack(full)), (2, stack(half(slice(0, 2)), half(slice(2, 4))))]:
+        optimizer = constant_adamw(1e-4, weight_decay=0.1)
+        graphdef, state = create_train_state(model, optimizer)
+        state, metrics = make_sft_step(graphdef, optimizer, accum)(state, batch)
+        results.append((snapshot(state), jax.device_get(metrics)))
+    (one, m1), (two, m2) = results
+    assert float(m1["tokens"]) == float(m2["tokens"]) == 7 + 1 + 3 + 2
+    np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-6)
+    np.testing.assert_allclose(m1["grad_norm"], m2["grad_norm"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(two.params)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_one_step_matches_transformers_and_torch_adamw(tmp_path):
+    import torch
+
+    lr, wd = 1e-3, 0.1
+    ref = save_tiny(tmp_path, "llama", seed=3).train()
+    model, _ = load_pretrained(tmp_path)
+    batch = sft_batch(random_rows(2, [(3, 5), (6, 2), (2, 4)]), 8, left=(1,))
+    optimizer = constant_adamw(lr, weight_decay=wd)
+    graphdef, state = create_train_state(model, optimizer)
+    state, metrics = make_sft_step(graphdef, optimizer)(state, stack(batch))
+
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    labels = np.where(batch["loss_mask"] > 0, ids, -100)
+    torch_opt = torch.optim.AdamW(ref.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                                  weight_decay=wd)
+    out = ref(input_ids=torch.tensor(ids, dtype=torch.long),
+              attention_mask=torch.tensor(mask, dtype=torch.long),
+              position_ids=torch.tensor(np.maximum(mask.cumsum(-1) - 1, 0), dtype=torch.long),
+              labels=torch.tensor(labels, dtype=torch.long))
+    out.loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+    torch_opt.step()
+    np.testing.assert_allclose(float(metrics["loss"]), out.loss.item(), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["grad_norm"]), norm.item(), rtol=1e-4)
+    assert float(metrics["grad_norm"]) > 1.0, "the clip should act in this test"
+    np.testing.assert_allclose(float(metrics["learning_rate"]), lr, rtol=1e-6)
+
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    ours = np.asarray(merge_model(graphdef, state)(jnp.asarray(ids), jnp.asarray(mask)))
+    theirs = torch_logits(ref.eval(), ids, mask)
+    valid = mask.astype(bool)
+    assert np.abs(ours - theirs)[valid].max() <= 1e-4
+    assert int(state.step) == 1
+
+
+def test_tiny_model_overfits_a_few_examples(tiny):
+    model, _ = load_pretrained(tiny[0])
+    batch = sft_batch(random_rows(4, [(3, 5), (2, 6), (4, 4), (1, 7)]), 8)
+    optimizer = constant_adamw(1e-2)
+    graphdef, state = create_train_state(model, optimizer)
+    step = make_sft_step(graphdef, optimizer)
+    for _ in range(100):
+        state, metrics = step(state, stack(batch))
+    assert float(metrics["loss"]) < 0.05
+    logits = merge_model(graphdef, state)(jnp.asarray(batch["input_ids"]),
+                                          jnp.asarray(batch["attention_mask"]))
+    greedy = np.asarray(jnp.argmax(logits, axis=-1))[:, :-1]
+    targets = batch["loss_mask"][:, 1:].astype(bool)
+    np.testing.assert_array_equal(greedy[targets], batch["input_ids"][:, 1:][targets])
+
+
+def test_non_finite_step_returns_the_input_state(tiny):
+    model, _ = load_pretrained(tiny[0])
+    batch = stack(sft_batch(random_rows(5, [(3, 4), (2, 5)]), 7))
+    optimizer = constant_adamw(1e-3)
+    graphdef, state = create_train_state(model, optimizer)
+    step = make_sft_step(graphdef, optimizer)
+    state, metrics = step(state, batch)
+    assert float(metrics["finite"]) == 1.0
+    before = snapshot(state)
+    poisoned = dict(batch, input_ids=batch["input_ids"].copy())
+    poisoned["input_ids"][0, 0, 2] = VOCAB + 5  # out of range: the embedding lookup gives NaN
+    state, metrics = step(state, poisoned)
+    assert float(metrics["finite"]) == 0.0 and not np.isfinite(float(metrics["loss"]))
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+    params = jax.tree.map(jnp.asarray, before.params)
+    params["trunk"]["final_norm"]["scale"] = params["trunk"]["final_norm"]["scale"].at[0].set(jnp.nan)
+    state = state.replace(params=params)
+    before = snapshot(state)
+    state, metrics = step(state, batch)
+    assert float(metrics["finite"]) == 0.0 and int(state.step) == 1
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_packed_row_gives_the_same_loss_terms_as_separate_rows(tiny):
+    model, _ = load_pretrained(tiny[0])
+    rows = random_rows(6, [(3, 2), (2, 3)])
+    separate = sft_batch(rows, 5)
+    packed = {k: v.reshape(1, -1) for k, v in separate.items()}
+    packed["segment_ids"] = np.repeat(np.array([[1, 2]], np.int32), 5, axis=1)
+    packed["positions"] = np.tile(np.arange(5, dtype=np.int32), 2)[None]
+    optimizer = constant_adamw(1e-3)
+    results = []
+    for batch in (separate, packed):
+        graphdef, state = create_train_state(model, optimizer)
+        results.append(jax.device_get(make_sft_step(graphdef, optimizer)(state, stack(batch))[1]))
+    for key in ("loss", "tokens", "grad_norm"):
+        np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-5)
