@@ -28,6 +28,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.test_split = "test"
     c.data.validation_fraction = 0.05  # carved from train; checkpoints are chosen on it, never on test
     c.data.chat_template = False  # wrap prompts in the tokenizer's chat template (instruct models)
+    c.data.data_dir = ""  # where named datasets live; "" = ../shared/data beside the repository
 
     c.sft = ml_collections.ConfigDict()
     c.sft.epochs = 40  # the SFT baseline; ReFT starts from the epoch given in reft.warmup_epoch
@@ -41,6 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.sft.max_length = 1024
     c.sft.save_every_steps = 500
     c.sft.keep_checkpoints = 3
+    c.sft.stop_after_step = 0  # >0: save and exit cleanly at this step (time-boxed jobs); 0 = off
 
     c.reft = ml_collections.ConfigDict()
     c.reft.warmup_epoch = 2  # which SFT epoch's checkpoint starts RL (MathQA N-CoT: 5)
@@ -72,4 +74,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval.vote_temperature = 1.0
     c.eval.vote_top_k = 50
     c.eval.program_timeout = 10.0
+    c.eval.batch_size = 64
+    c.eval.max_examples = 0  # evaluate on the first N examples of a split; 0 = all
     return c

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 from reft_jax.errors import ReftError
 
 CHOICES = {
@@ -33,4 +35,11 @@ def validate(config, stages) -> list[str]:
     for key in ("reft.partial_reward", "reft.top_p", "sft.learning_rate", "sft.warmup_ratio"):
         if _get(config, key) < 0:
             raise ReftError(f"config.{key} must be >= 0, got {_get(config, key)}")
+    warmup = str(config.reft.warmup_checkpoint)
+    if warmup and not pathlib.Path(warmup).exists():
+        raise ReftError(f"config.reft.warmup_checkpoint={warmup!r} does not exist; give an SFT epoch "
+                        "folder (<workdir>/sft/epoch_<k>) or leave it empty to use reft.warmup_epoch")
+    for key in ("sft.batch_size", "sft.grad_accum", "sft.epochs", "sft.max_length"):
+        if _get(config, key) < 1:
+            raise ReftError(f"config.{key} must be >= 1, got {_get(config, key)}")
     return names

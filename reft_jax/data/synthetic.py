@@ -11,7 +11,7 @@ import hashlib
 import random
 
 from reft_jax.data.prompts import program_header
-from reft_jax.data.records import NL, NUMERIC, PROGRAM, STYLES, DataError, Example
+from reft_jax.data.records import NL, NUMERIC, STYLES, DataError, Example
 
 NAMES = ("Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jon", "Kemi", "Liam")
 ITEMS = ("apples", "marbles", "stickers", "books", "coins", "pencils", "shells", "cards")
