@@ -28,6 +28,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.test_split = "test"
     c.data.validation_fraction = 0.05  # carved from train; checkpoints are chosen on it, never on test
     c.data.chat_template = False  # wrap prompts in the tokenizer's chat template (instruct models)
+    c.data.max_train_examples = 0  # use only the first N training records (a quick first try); 0 = all
     c.data.data_dir = ""  # where named datasets live; "" = ../shared/data beside the repository
 
     c.sft = ml_collections.ConfigDict()

@@ -59,6 +59,8 @@ def run_sft(config, log=print) -> pathlib.Path:
     if config.model.remat:  # recompute layers in the backward pass: less memory, more time
         model.config = model.trunk.config = model.config.replace(remat=True)
     examples = load_examples(d.dataset, d.train_split, style=d.style, data_dir=data_dir)
+    if d.max_train_examples > 0:
+        examples = examples[:d.max_train_examples]
     train, validation = split_validation(examples, d.validation_fraction, config.seed)
     encoded = encode_all(train, tokenizer, d.style, c.max_length, d.chat_template, log)
     batches = SFTBatches(encoded, c.batch_size, c.grad_accum, config.seed, tokenizer.pad_token_id)
