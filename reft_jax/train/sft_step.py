@@ -24,9 +24,11 @@ def sft_loss_terms(logits: jax.Array, input_ids: jax.Array, loss_mask: jax.Array
                    ) -> tuple[jax.Array, jax.Array]:
     """(sum of next-token NLL, count) over targets: loss_mask[b, t] = 1 marks token t as a
     target, predicted from position t - 1 (so loss_mask[:, 0] can never count)."""
-    logits = logits[:, :-1].astype(jnp.float32)
-    targets = input_ids[:, 1:]
-    weights = loss_mask[:, 1:].astype(jnp.float32)
+    # Shift the small arrays, not the (B, T, V) logits: slicing those costs a copy forward and a
+    # pad backward. The last position predicts nothing (weight 0).
+    logits = logits.astype(jnp.float32)
+    targets = jnp.pad(input_ids[:, 1:], ((0, 0), (0, 1)))
+    weights = jnp.pad(loss_mask[:, 1:], ((0, 0), (0, 1))).astype(jnp.float32)
     picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     nll = jax.nn.logsumexp(logits, axis=-1) - picked
     return jnp.sum(jnp.where(weights > 0, nll, 0.0) * weights), jnp.sum(weights)
