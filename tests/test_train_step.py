@@ -191,3 +191,20 @@ def test_packed_row_gives_the_same_loss_terms_as_separate_rows(tiny):
         results.append(jax.device_get(make_sft_step(graphdef, optimizer)(state, stack(batch))[1]))
     for key in ("loss", "tokens", "grad_norm"):
         np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-5)
+
+
+def test_grad_clip_zero_means_no_clipping():
+    import optax
+
+    from reft_jax.train.state import make_optimizer
+
+    grads = {"w": jnp.full((3,), 100.0)}
+    params = {"w": jnp.zeros((3,))}
+    for clip, expect_clipped in ((0.0, False), (1.0, True)):
+        opt, _ = make_optimizer(1.0, 10, 0.0, 0.0, 1e-8, clip, schedule="constant")
+        state = opt.init(params)
+        _, state = opt.update(grads, state, params)
+        # AdamW's first moment after one step is (1 - b1) * the (clipped) gradient
+        mu = optax.tree_utils.tree_get(state, "mu")["w"]
+        expected = 0.1 * (grads["w"] / jnp.linalg.norm(grads["w"]) if expect_clipped else grads["w"])
+        np.testing.assert_allclose(mu, expected, rtol=1e-5)

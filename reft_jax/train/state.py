@@ -38,13 +38,15 @@ def make_schedule(learning_rate: float, total_steps: int, warmup_ratio: float,
 def make_optimizer(learning_rate: float, total_steps: int, warmup_ratio: float,
                    weight_decay: float, adam_eps: float, grad_clip: float,
                    schedule: str = "linear") -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """AdamW (b1 0.9, b2 0.999) after global-norm clipping; returns (optimizer, schedule)."""
+    """AdamW (b1 0.9, b2 0.999) after global-norm clipping (grad_clip <= 0: none); returns
+    (optimizer, schedule)."""
     lr = make_schedule(learning_rate, total_steps, warmup_ratio, schedule)
 
     def build(learning_rate):
-        return optax.chain(
-            optax.clip_by_global_norm(grad_clip),
-            optax.adamw(learning_rate, b1=0.9, b2=0.999, eps=adam_eps, weight_decay=weight_decay))
+        adamw = optax.adamw(learning_rate, b1=0.9, b2=0.999, eps=adam_eps, weight_decay=weight_decay)
+        if grad_clip <= 0:  # 0 switches clipping off, as in transformers' Trainer
+            return adamw
+        return optax.chain(optax.clip_by_global_norm(grad_clip), adamw)
 
     return optax.inject_hyperparams(build)(learning_rate=lr), lr
 
