@@ -25,7 +25,7 @@ class PackedPrompts(NamedTuple):
 
 
 def pack_prompts(prompts: Sequence[Sequence[int]], width: int, pad_id: int,
-                 row_multiple: int = 4) -> PackedPrompts:
+                 row_multiple: int = 2) -> PackedPrompts:
     """First-fit-decreasing packing into rows of `width`; the row count is rounded up to
     `row_multiple` so a run compiles few shapes. Cache slots are left-padded to `width`."""
     lengths = [len(p) for p in prompts]

@@ -159,3 +159,29 @@ def test_draws_follow_the_filtered_distribution():
                                    SamplingSettings(max_new_tokens=1, temperature=0.5)))
     sharpened = probs ** 2 / np.sum(probs ** 2)
     np.testing.assert_allclose(np.bincount(hot, minlength=5) / len(hot), sharpened, atol=0.015)
+
+
+def test_draws_cross_blocks_and_never_pick_zero_probability_tokens():
+    from reft_jax.sampling import sample_inverse_cdf
+
+    vocab = 1000  # blocks of 256: the mass sits at block edges and in the padded last block
+    probs = np.zeros(vocab)
+    support = [3, 255, 256, 600, 999]
+    probs[support] = [0.1, 0.2, 0.3, 0.15, 0.25]
+    with np.errstate(divide="ignore"):
+        logits = jnp.asarray(np.log(probs), jnp.float32)[None].repeat(40000, axis=0)
+    draws = np.asarray(sample_inverse_cdf(logits, jax.random.key(3)))
+    assert set(np.unique(draws)) <= set(support)
+    np.testing.assert_allclose(np.bincount(draws, minlength=vocab)[support] / len(draws),
+                               probs[support], atol=0.01)
+
+
+def test_token_logprobs_match_a_numpy_log_softmax():
+    from reft_jax.sampling import token_logprobs
+
+    logits = np.random.default_rng(0).normal(size=(4, 300)).astype(np.float32) * 5
+    tokens = np.array([0, 17, 299, 150])
+    shifted = logits - logits.max(-1, keepdims=True)
+    expected = (shifted - np.log(np.exp(shifted).sum(-1, keepdims=True)))[np.arange(4), tokens]
+    got = np.asarray(token_logprobs(jnp.asarray(logits), jnp.asarray(tokens)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -129,13 +129,15 @@ class Attention(nnx.Module):
 
         cache: None (keys are this chunk, S=T) or this layer's (k, v) buffers, each
         (B,K,S,D) so that each head's slots are contiguous for the decode read. The chunk is
-        written in place at slot `cache_index` and the updated buffers are returned.
+        written in place at slot `cache_index` and the updated buffers are returned. Without a
+        cache, this chunk's keys and values are returned in that layout (unused ones cost
+        nothing under jit), for a prefill that lays them into a cache of its own.
         """
         q, k, v = self.q(x), self.k(x), self.v(x)
         if self.use_rope:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         heads_major = lambda a: a.transpose(0, 2, 1, 3)  # (B,T,K,D) <-> (B,K,T,D)
-        new_cache = None
+        new_cache = (heads_major(k), heads_major(v))
         if cache is not None:
             ck, cv = cache
             start = (0, 0, cache_index, 0)
