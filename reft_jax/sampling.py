@@ -119,7 +119,8 @@ def token_logprobs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
 
 class _LoopState(NamedTuple):
     step: jax.Array
-    logits: jax.Array  # (rows, vocab) for the next token
+    token: jax.Array  # (rows,) drawn for this step from the last step's logits (carrying
+    logp: jax.Array  # the token, not the (rows, vocab) logits, saves a logits copy per step)
     cache: KVCache
     key_mask: jax.Array  # (rows, cache_length): which cache slots hold real tokens
     tokens: jax.Array
@@ -156,8 +157,14 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
     rows, steps = cache.batch, settings.max_new_tokens
     key_mask = jnp.zeros((rows, cache.length), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
     next_pos, limits = repeat(jnp.sum(prompt_mask, axis=-1)), repeat(row_limits)
+    def draw(logits, rng):
+        rng, sub = jax.random.split(rng)
+        token = choose_tokens(logits, sub, settings)
+        return token, token_logprobs(logits, token), rng
+
+    first_token, first_logp, rng = draw(repeat(first_logits), rng)
     init = _LoopState(
-        step=jnp.zeros((), jnp.int32), logits=repeat(first_logits), cache=cache,
+        step=jnp.zeros((), jnp.int32), token=first_token, logp=first_logp, cache=cache,
         key_mask=key_mask, tokens=jnp.full((rows, steps), pad_id, jnp.int32),
         mask=jnp.zeros((rows, steps), jnp.int32), logprobs=jnp.zeros((rows, steps), jnp.float32),
         done=jnp.zeros((rows,), bool), rng=rng)
@@ -166,11 +173,8 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
         return (s.step < steps) & ~jnp.all(s.done)
 
     def body(s: _LoopState):
-        rng, sub = jax.random.split(s.rng)
-        token = choose_tokens(s.logits, sub, settings)
-        logp = token_logprobs(s.logits, token)
         alive = ~s.done
-        token = jnp.where(alive, token, pad_id)
+        token = jnp.where(alive, s.token, pad_id)
         done = s.done | (s.step + 1 >= limits)
         if settings.stop_at_eos:
             done |= token == eos_id
@@ -178,11 +182,12 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
         key_mask = jax.lax.dynamic_update_slice(s.key_mask, jnp.ones((rows, 1), jnp.int32), (0, slot))
         out = model.forward(token[:, None], positions=(next_pos + s.step)[:, None], cache=s.cache,
                             cache_index=slot, key_mask=key_mask, blocks=blocks)
+        next_token, next_logp, rng = draw(out.logits[:, 0], s.rng)
         return _LoopState(
-            step=s.step + 1, logits=out.logits[:, 0], cache=out.cache, key_mask=key_mask,
-            tokens=s.tokens.at[:, s.step].set(token),
+            step=s.step + 1, token=next_token, logp=next_logp, cache=out.cache,
+            key_mask=key_mask, tokens=s.tokens.at[:, s.step].set(token),
             mask=s.mask.at[:, s.step].set(alive.astype(jnp.int32)),
-            logprobs=s.logprobs.at[:, s.step].set(jnp.where(alive, logp, 0.0)),
+            logprobs=s.logprobs.at[:, s.step].set(jnp.where(alive, s.logp, 0.0)),
             done=done, rng=rng)
 
     final = jax.lax.while_loop(cond, body, init)
