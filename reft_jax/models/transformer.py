@@ -19,7 +19,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from reft_jax.models.config import ModelConfig, resolve_dtype
-from reft_jax.models.layers import MLP, Attention, Dense, Norm, normal, param, rope_tables
+from reft_jax.models.layers import (MLP, Attention, Dense, Norm, normal, on_cpu, param,
+                                    rope_tables)
 
 
 class KVCache(NamedTuple):
@@ -153,12 +154,16 @@ class Decoder(nnx.Module):
             h, kv = nnx.merge(graphdef, state)(h, rope, mask)
             return h, kv if return_kv else None
 
-        # The backward pass keeps each layer's weight-matmul outputs and recomputes the rest
-        # (norms, activations, attention). Keeping everything measured 8% slower per SFT step
-        # on a 2-core CPU: XLA then rebuilt the MLP activations into transposed copies for the
-        # weight gradients, 1.5 s of a 10 s step. remat recomputes whole layers (least memory).
-        policy = None if cfg.remat else jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-        body = jax.checkpoint(body, policy=policy, prevent_cse=False)
+        # On a CPU the backward pass keeps each layer's weight-matmul outputs and recomputes
+        # the rest (norms, activations, attention): keeping everything measured 8% slower per
+        # SFT step on 2 cores, as XLA then rebuilt the MLP activations into transposed copies for
+        # the weight gradients (1.5 s of a 10 s step). On a GPU recomputing costs more than it
+        # saves. remat recomputes whole layers (least memory) everywhere.
+        if cfg.remat:
+            body = jax.checkpoint(body, prevent_cse=False)
+        elif on_cpu():
+            body = jax.checkpoint(body, prevent_cse=False,
+                                  policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
         x, kv = jax.lax.scan(body, x, layer_state)
         if return_kv:
             return self.final_norm(x), KVCache(tuple(kv[0]), tuple(kv[1]))
