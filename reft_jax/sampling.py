@@ -157,6 +157,7 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
     rows, steps = cache.batch, settings.max_new_tokens
     key_mask = jnp.zeros((rows, cache.length), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
     next_pos, limits = repeat(jnp.sum(prompt_mask, axis=-1)), repeat(row_limits)
+
     def draw(logits, rng):
         rng, sub = jax.random.split(rng)
         token = choose_tokens(logits, sub, settings)

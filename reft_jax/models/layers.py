@@ -139,11 +139,10 @@ class Attention(nnx.Module):
         heads_major = lambda a: a.transpose(0, 2, 1, 3)  # (B,T,K,D) <-> (B,K,T,D)
         new_cache = (heads_major(k), heads_major(v))
         if cache is not None:
-            ck, cv = cache
             start = (0, 0, cache_index, 0)
-            ck = jax.lax.dynamic_update_slice(ck, heads_major(k).astype(ck.dtype), start)
-            cv = jax.lax.dynamic_update_slice(cv, heads_major(v).astype(cv.dtype), start)
-            new_cache = (ck, cv)
+            new_cache = tuple(jax.lax.dynamic_update_slice(buf, chunk.astype(buf.dtype), start)
+                              for buf, chunk in zip(cache, new_cache))
+            ck, cv = new_cache
             if q.shape[1] == 1:
                 return self.o(decode_attention(q, ck.astype(q.dtype), cv.astype(q.dtype), mask)), new_cache
             k, v = heads_major(ck).astype(q.dtype), heads_major(cv).astype(q.dtype)
