@@ -46,9 +46,32 @@ class Dense(nnx.Module):
         self.bias = param(rngs, zeros, out_shape, out_axes, pdt) if bias else None
         self.contract = len(in_shape)
         self.dtype = resolve_dtype(cfg.dtype)
+        self.out_major = False
+
+    def make_out_major(self) -> None:
+        """Store the kernel as (*out_shape, *in_shape) and compute y^T = W^T x^T, then transpose.
+
+        For decoding on a CPU: with the weight as the left operand XLA's CPU matmul packs the
+        small activation instead of the weight on every call. On 2 cores, sampling SmolLM2 at
+        batch 64 ran 5% faster (15.4 -> 14.6 s for 128 tokens).
+        """
+        if self.out_major:
+            return
+        kernel, n_in = self.kernel[...], self.contract
+        order = (*range(n_in, kernel.ndim), *range(n_in))
+        axes = self.kernel.get_metadata()["logical_axes"]
+        self.kernel = nnx.Param(kernel.transpose(order), logical_axes=tuple(axes[i] for i in order))
+        self.out_major = True
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = jnp.tensordot(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.contract)
+        kernel, x = self.kernel[...].astype(self.dtype), x.astype(self.dtype)
+        if self.out_major:
+            n_out = kernel.ndim - self.contract
+            contracted = (tuple(range(n_out, kernel.ndim)), tuple(range(x.ndim - self.contract, x.ndim)))
+            y = jnp.tensordot(kernel, x, contracted)  # (*out, *rows)
+            y = jnp.moveaxis(y, tuple(range(n_out)), tuple(range(y.ndim - n_out, y.ndim)))
+        else:
+            y = jnp.tensordot(x, kernel, self.contract)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y

@@ -110,15 +110,22 @@ class Decoder(nnx.Module):
                 node.set_metadata("logical_axes", ("layers", *node.get_metadata()["logical_axes"]))
         self.final_norm = Norm(cfg, rngs)
 
-    def layer_blocks(self) -> list[Block]:
+    def layer_blocks(self, out_major: bool | None = None) -> list[Block]:
         """The stacked layers as separate blocks with their own parameter arrays.
 
         Called once per generation, outside the decode loop, so the loop body reads each
-        layer's weights directly instead of slicing the stack on every step.
+        layer's weights directly instead of slicing the stack on every step. out_major (by
+        default on CPUs) stores their dense kernels for `Dense.make_out_major`'s product.
         """
         graphdef, state = nnx.split(self.layers)
-        return [nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
-                for i in range(self.config.num_layers)]
+        blocks = [nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
+                  for i in range(self.config.num_layers)]
+        if on_cpu() if out_major is None else out_major:
+            for block in blocks:
+                for _, node in nnx.iter_graph(block):
+                    if isinstance(node, Dense):
+                        node.make_out_major()
+        return blocks
 
     def __call__(self, input_ids, positions, key_mask, cache: KVCache | None = None,
                  cache_index=0, blocks: list[Block] | None = None, segment_ids=None,
