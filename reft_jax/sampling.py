@@ -207,28 +207,34 @@ def bucket_length(n: int, multiple: int = 32) -> int:
 
 
 class Sampler:
-    """Generates from a CausalLM; keeps one donated KV-cache buffer per shape between calls."""
+    """Generates from a CausalLM, reusing the donated KV-cache buffer of the last call.
+
+    Only the last call's buffer is kept: one per shape would hold a buffer for every prompt
+    bucket an RL run meets (about 0.85 GB each for SmolLM2 at batch 64 in float32).
+    """
 
     def __init__(self, eos_id: int, pad_id: int, max_length: int | None = None,
                  bucket: int = 32, cache_dtype=None):
         self.eos_id, self.pad_id = int(eos_id), int(pad_id)
         self.max_length, self.bucket, self.cache_dtype = max_length, bucket, cache_dtype
-        self._caches: dict[tuple, KVCache] = {}
+        self._cache: KVCache | None = None
 
     def __call__(self, model: CausalLM, prompts: Sequence[Sequence[int]], rng: jax.Array,
                  settings: SamplingSettings) -> SampleOutput:
         packed, limits = self._pack(model, prompts, settings)
         rows = len(prompts) * settings.num_samples
         cache_len = packed.prompt_mask.shape[1] + settings.max_new_tokens
-        shape = (rows, cache_len)
-        cache = self._caches.pop(shape, None)
-        if cache is None:
-            cache = KVCache.zeros(model.config, rows, cache_len, self.cache_dtype)
+        cache, self._cache = self._cache, None
+        cfg = model.config
+        shape = (rows, cfg.num_kv_heads, cache_len, cfg.head_dim)
+        if cache is None or len(cache.k) != cfg.num_layers or cache.k[0].shape != shape:
+            cache = None  # dropped before the new one is allocated
+            cache = KVCache.zeros(cfg, rows, cache_len, self.cache_dtype)
         graphdef, state = nnx.split(model)
         cache, tokens, resp_mask, logprobs = _generate_jit(
             graphdef, state, cache, PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits), rng,
             settings=settings, eos_id=self.eos_id, pad_id=self.pad_id)
-        self._caches[shape] = cache
+        self._cache = cache
         resp_mask = np.asarray(resp_mask)
         return SampleOutput(np.asarray(tokens), resp_mask, np.asarray(logprobs), resp_mask.sum(-1))
 

@@ -185,3 +185,18 @@ def test_token_logprobs_match_a_numpy_log_softmax():
     expected = (shifted - np.log(np.exp(shifted).sum(-1, keepdims=True)))[np.arange(4), tokens]
     got = np.asarray(token_logprobs(jnp.asarray(logits), jnp.asarray(tokens)))
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_calls_of_other_shapes_give_the_same_samples(tiny):
+    """The sampler reuses the last call's cache buffer: a call of another shape in between,
+    which replaces it, must not change what the next call returns."""
+    model, _ = tiny
+    settings = SamplingSettings(max_new_tokens=6, temperature=0.0)
+    sampler = Sampler(EOS, PAD)
+    first = sampler(model, PROMPTS, jax.random.key(0), settings)
+    sampler(model, PROMPTS[:1], jax.random.key(0), SamplingSettings(max_new_tokens=9))
+    again = sampler(model, PROMPTS, jax.random.key(0), settings)
+    fresh = Sampler(EOS, PAD)(model, PROMPTS, jax.random.key(0), settings)
+    np.testing.assert_array_equal(again.tokens, first.tokens)
+    np.testing.assert_array_equal(again.tokens, fresh.tokens)
+    np.testing.assert_allclose(again.logprobs, fresh.logprobs, atol=1e-6)
