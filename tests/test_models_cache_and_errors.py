@@ -13,8 +13,9 @@ from reft_jax.models import KVCache, load_pretrained, positions_from_mask
 from tests.tiny_hf import left_padded_batch, save_tiny
 
 
+@pytest.mark.parametrize("out_major", [False, True])
 @pytest.mark.parametrize("family", ["llama", "opt"])
-def test_incremental_decoding_matches_full_forward(tmp_path, family):
+def test_incremental_decoding_matches_full_forward(tmp_path, family, out_major):
     save_tiny(tmp_path, family)
     model, _ = load_pretrained(tmp_path)
     ids, mask = left_padded_batch(lengths=(10, 6, 3))
@@ -28,10 +29,11 @@ def test_incremental_decoding_matches_full_forward(tmp_path, family):
                         cache=KVCache.zeros(model.config, ids.shape[0], max_len),
                         cache_index=0, key_mask=jnp.asarray(key_mask))
     steps, cache = [np.asarray(out.logits)], out.cache
+    blocks = model.trunk.layer_blocks(out_major=out_major)  # how the sampler's loop decodes
     for t in range(prompt, ids.shape[1]):
         key_mask[:, t] = mask[:, t]
         out = model.forward(jnp.asarray(ids[:, t:t + 1]), positions=jnp.asarray(positions[:, t:t + 1]),
-                            cache=cache, cache_index=t, key_mask=jnp.asarray(key_mask))
+                            cache=cache, cache_index=t, key_mask=jnp.asarray(key_mask), blocks=blocks)
         steps.append(np.asarray(out.logits))
         cache = out.cache
     incremental = np.concatenate(steps, axis=1)

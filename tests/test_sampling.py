@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from reft_jax.errors import ReftError
-from reft_jax.sampling import Sampler, SamplingSettings, bucket_length, filter_logits
+from reft_jax.sampling import (OUT_MAJOR_MIN_ROWS, Sampler, SamplingSettings, bucket_length,
+                               filter_logits)
 from tests.tiny_hf import EOS, PAD, save_tiny
 
 
@@ -53,13 +54,16 @@ def tiny(tmp_path_factory):
 PROMPTS = [[5, 17, 30, 8, 9, 44, 12], [61, 7], [33, 34, 35, 36]]
 
 
-def test_logprobs_equal_a_full_forward_pass(tiny):
+@pytest.mark.parametrize("samples", [2, OUT_MAJOR_MIN_ROWS // len(PROMPTS) + 1])
+def test_logprobs_equal_a_full_forward_pass(tiny, samples):
+    """Also with enough rows for the CPU decode's output-major kernels."""
     model, _ = tiny
     out = Sampler(EOS, PAD)(model, PROMPTS, jax.random.key(3),
-                            SamplingSettings(max_new_tokens=12, temperature=1.0, num_samples=2))
-    assert out.tokens.shape == (6, 12)
-    for row in range(6):
-        prompt = PROMPTS[row // 2]
+                            SamplingSettings(max_new_tokens=12, temperature=1.0, num_samples=samples))
+    rows = len(PROMPTS) * samples
+    assert out.tokens.shape == (rows, 12)
+    for row in range(rows):
+        prompt = PROMPTS[row // samples]
         n = int(out.lengths[row])
         assert n > 0 and out.mask[row, :n].all() and not out.mask[row, n:].any()
         seq = np.asarray(prompt + out.tokens[row, :n].tolist())[None]

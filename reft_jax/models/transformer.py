@@ -110,17 +110,17 @@ class Decoder(nnx.Module):
                 node.set_metadata("logical_axes", ("layers", *node.get_metadata()["logical_axes"]))
         self.final_norm = Norm(cfg, rngs)
 
-    def layer_blocks(self, out_major: bool | None = None) -> list[Block]:
+    def layer_blocks(self, out_major: bool = False) -> list[Block]:
         """The stacked layers as separate blocks with their own parameter arrays.
 
         Called once per generation, outside the decode loop, so the loop body reads each
-        layer's weights directly instead of slicing the stack on every step. out_major (by
-        default on CPUs) stores their dense kernels for `Dense.make_out_major`'s product.
+        layer's weights directly instead of slicing the stack on every step. out_major stores
+        their dense kernels for `Dense.make_out_major`'s product.
         """
         graphdef, state = nnx.split(self.layers)
         blocks = [nnx.merge(graphdef, jax.tree.map(lambda a: a[i], state))
                   for i in range(self.config.num_layers)]
-        if on_cpu() if out_major is None else out_major:
+        if out_major:
             for block in blocks:
                 for _, node in nnx.iter_graph(block):
                     if isinstance(node, Dense):
