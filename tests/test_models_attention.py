@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from reft_jax.models.layers import chunk_attention, decode_attention
+from reft_jax.models.layers import causal_chunk_attention, chunk_attention, decode_attention
 
 
 def numpy_attention(q, k, v, mask):
@@ -36,3 +36,18 @@ def test_chunk_and_decode_attention_match_numpy():
     got = decode_attention(jnp.asarray(q[:, -1:]), heads_major(k), heads_major(v),
                            jnp.asarray(mask[:, -1:]))
     np.testing.assert_allclose(np.asarray(got), expected[:, -1:], atol=1e-5)
+
+
+def test_causal_blocks_match_numpy_on_causal_masks():
+    rng = np.random.default_rng(1)
+    b, h, kv, d = 2, 4, 2, 8
+    for t in (1, 3, 10):  # fewer tokens than blocks, uneven blocks, even ones
+        q = rng.normal(size=(b, t, h, d)).astype(np.float32)
+        k = rng.normal(size=(b, t, kv, d)).astype(np.float32)
+        v = rng.normal(size=(b, t, kv, d)).astype(np.float32)
+        valid = rng.random((b, t)) < 0.7
+        valid[:, 0] = True
+        mask = np.tril(np.ones((t, t), bool))[None] & valid[:, None, :]
+        mask[:, np.arange(t), np.arange(t)] = True  # each query sees itself, as padding does
+        got = causal_chunk_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(mask))
+        np.testing.assert_allclose(np.asarray(got), numpy_attention(q, k, v, mask), atol=1e-5)

@@ -169,7 +169,8 @@ class Attention(nnx.Module):
                 return self.o(decode_attention(q, ck.astype(q.dtype), cv.astype(q.dtype), mask)), new_cache
             k, v = heads_major(ck).astype(q.dtype), heads_major(cv).astype(q.dtype)
         if on_cpu():
-            return self.o(chunk_attention(q, k, v, mask)), new_cache
+            attend = chunk_attention if cache is not None else causal_chunk_attention
+            return self.o(attend(q, k, v, mask)), new_cache
         return self.o(jax.nn.dot_product_attention(q, k, v, mask=mask[:, None])), new_cache
 
 
@@ -195,6 +196,19 @@ def chunk_attention(q, k, v, mask):
                      preferred_element_type=jnp.float32)
     out = out / jnp.sum(weights, axis=-1).transpose(0, 3, 1, 2)[..., None]
     return out.reshape(b, t, h, d).astype(q.dtype)
+
+
+def causal_chunk_attention(q, k, v, mask, blocks: int = 4):
+    """chunk_attention for a chunk that is its own keys (no cache): query t sees no key after
+    t, so the i-th of `blocks` query blocks only reads keys up to its end, 5/8 of the work at 4
+    blocks. On 2 cores an SFT step of 8 x 256 took 7.5 s against 8.3 (8 blocks: 7.8, 16: 8.2),
+    a packed GSM8K prefill of 30 rows x 160 0.1-0.25 s less of 3.1 s.
+    """
+    t = q.shape[1]
+    bounds = [t * i // blocks for i in range(blocks + 1)]
+    parts = [chunk_attention(q[:, a:b], k[:, :b], v[:, :b], mask[:, a:b, :b])
+             for a, b in zip(bounds, bounds[1:]) if b > a]
+    return jnp.concatenate(parts, axis=1)
 
 
 def decode_attention(q, k, v, mask):
