@@ -22,6 +22,7 @@ from flax import nnx
 
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM, KVCache
+from reft_jax.models.config import resolve_dtype
 from reft_jax.models.layers import on_cpu
 from reft_jax.packing import PackedPrompts, pack_prompts
 
@@ -234,7 +235,9 @@ class Sampler:
         cache, self._cache = self._cache, None
         cfg = model.config
         shape = (rows, cfg.num_kv_heads, cache_len, cfg.head_dim)
-        if cache is None or len(cache.k) != cfg.num_layers or cache.k[0].shape != shape:
+        dtype = resolve_dtype(self.cache_dtype if self.cache_dtype is not None else cfg.dtype)
+        if (cache is None or len(cache.k) != cfg.num_layers or cache.k[0].shape != shape
+                or cache.k[0].dtype != dtype):
             cache = None  # dropped before the new one is allocated
             cache = KVCache.zeros(cfg, rows, cache_len, self.cache_dtype)
         graphdef, state = nnx.split(model)
