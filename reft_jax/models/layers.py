@@ -183,19 +183,22 @@ def chunk_attention(q, k, v, mask):
     """Attention of a chunk of queries (B,T,H,D) over keys and values (B,S,K,D), grouped by
     KV head; mask (B,T,S). As in decode_attention, the softmax is normalised after the value
     product: on a 2-core CPU a packed prefill layer ran in 40 ms against 52 ms for
-    `jax.nn.dot_product_attention`. Used on CPUs only: on an H200 the backward pass of this
+    `jax.nn.dot_product_attention`; moving the heads ahead of the tokens first saved another
+    0.1 s of a 2.9 s prefill. Used on CPUs only: on an H200 the backward pass of this kind of
     layout spent 40% of a bf16 SFT step in transposes, where XLA's own attention did not.
     """
     b, t, h, d = q.shape
     kv_heads = k.shape[2]
     qg = q.reshape(b, t, kv_heads, h // kv_heads, d) * jnp.asarray(d ** -0.5, q.dtype)
-    scores = jnp.einsum("btkgd,bskd->bkgts", qg, k, preferred_element_type=jnp.float32)
+    qg = qg.transpose(0, 2, 3, 1, 4)  # (B,K,G,T,D)
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # (B,K,S,D)
+    scores = jnp.einsum("bkgtd,bksd->bkgts", qg, k, preferred_element_type=jnp.float32)
     scores = jnp.where(mask[:, None, None], scores, -1e30)
     weights = jnp.exp(scores - jax.lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True)))
-    out = jnp.einsum("bkgts,bskd->btkgd", weights.astype(v.dtype), v,
+    out = jnp.einsum("bkgts,bksd->bkgtd", weights.astype(v.dtype), v,
                      preferred_element_type=jnp.float32)
-    out = out / jnp.sum(weights, axis=-1).transpose(0, 3, 1, 2)[..., None]
-    return out.reshape(b, t, h, d).astype(q.dtype)
+    out = out / jnp.sum(weights, axis=-1)[..., None]
+    return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, d).astype(q.dtype)
 
 
 def causal_chunk_attention(q, k, v, mask, blocks: int = 4):
