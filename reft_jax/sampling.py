@@ -22,7 +22,6 @@ from flax import nnx
 
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM, KVCache
-from reft_jax.models.config import resolve_dtype
 from reft_jax.models.layers import on_cpu
 from reft_jax.packing import PackedPrompts, pack_prompts
 
@@ -233,13 +232,9 @@ class Sampler:
         rows = len(prompts) * settings.num_samples
         cache_len = packed.prompt_mask.shape[1] + settings.max_new_tokens
         cache, self._cache = self._cache, None
-        cfg = model.config
-        shape = (rows, cfg.num_kv_heads, cache_len, cfg.head_dim)
-        dtype = resolve_dtype(self.cache_dtype if self.cache_dtype is not None else cfg.dtype)
-        if (cache is None or len(cache.k) != cfg.num_layers or cache.k[0].shape != shape
-                or cache.k[0].dtype != dtype):
+        if cache is None or not cache.fits(model.config, rows, cache_len, self.cache_dtype):
             cache = None  # dropped before the new one is allocated
-            cache = KVCache.zeros(cfg, rows, cache_len, self.cache_dtype)
+            cache = KVCache.zeros(model.config, rows, cache_len, self.cache_dtype)
         graphdef, state = nnx.split(model)
         cache, tokens, resp_mask, logprobs = _generate_jit(
             graphdef, state, cache, PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits), rng,

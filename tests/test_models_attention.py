@@ -20,6 +20,11 @@ def numpy_attention(q, k, v, mask):
     return np.einsum("bhts,bshd->bthd", weights, v)
 
 
+def heads_major(a):
+    """(B,S,K,D) numpy keys or values in the kernels' (B,K,S,D) layout."""
+    return jnp.asarray(a.transpose(0, 2, 1, 3))
+
+
 def test_chunk_and_decode_attention_match_numpy():
     rng = np.random.default_rng(0)
     b, t, s, h, kv, d = 3, 5, 7, 6, 2, 8
@@ -29,10 +34,9 @@ def test_chunk_and_decode_attention_match_numpy():
     mask = rng.random((b, t, s)) < 0.6
     mask[:, :, 0] = True  # every query sees at least one key
     expected = numpy_attention(q, k, v, mask)
-    got = chunk_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(mask))
+    got = chunk_attention(jnp.asarray(q), heads_major(k), heads_major(v), jnp.asarray(mask))
     np.testing.assert_allclose(np.asarray(got), expected, atol=1e-5)
-    # One query over a (B,K,S,D) cache: the last query row of the same problem.
-    heads_major = lambda a: jnp.asarray(a.transpose(0, 2, 1, 3))
+    # One query over the cache: the last query row of the same problem.
     got = decode_attention(jnp.asarray(q[:, -1:]), heads_major(k), heads_major(v),
                            jnp.asarray(mask[:, -1:]))
     np.testing.assert_allclose(np.asarray(got), expected[:, -1:], atol=1e-5)
@@ -49,5 +53,5 @@ def test_causal_blocks_match_numpy_on_causal_masks():
         valid[:, 0] = True
         mask = np.tril(np.ones((t, t), bool))[None] & valid[:, None, :]
         mask[:, np.arange(t), np.arange(t)] = True  # each query sees itself, as padding does
-        got = causal_chunk_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(mask))
+        got = causal_chunk_attention(jnp.asarray(q), heads_major(k), heads_major(v), jnp.asarray(mask))
         np.testing.assert_allclose(np.asarray(got), numpy_attention(q, k, v, mask), atol=1e-5)

@@ -29,12 +29,23 @@ class KVCache(NamedTuple):
     k: tuple[jax.Array, ...]
     v: tuple[jax.Array, ...]
 
+    @staticmethod
+    def layout(cfg: ModelConfig, batch: int, max_length: int, dtype=None):
+        """(shape, dtype) of each buffer; the dtype defaults to the model's compute dtype."""
+        return ((batch, cfg.num_kv_heads, max_length, cfg.head_dim),
+                resolve_dtype(dtype if dtype is not None else cfg.dtype))
+
     @classmethod
     def zeros(cls, cfg: ModelConfig, batch: int, max_length: int, dtype=None) -> "KVCache":
-        shape = (batch, cfg.num_kv_heads, max_length, cfg.head_dim)
-        dtype = dtype if dtype is not None else resolve_dtype(cfg.dtype)
+        shape, dtype = cls.layout(cfg, batch, max_length, dtype)
         return cls(tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)),
                    tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)))
+
+    def fits(self, cfg: ModelConfig, batch: int, max_length: int, dtype=None) -> bool:
+        """Whether these buffers are what `zeros` with the same arguments would allocate."""
+        shape, dtype = self.layout(cfg, batch, max_length, dtype)
+        return len(self.k) == cfg.num_layers and all(
+            a.shape == shape and a.dtype == dtype for a in (*self.k, *self.v))
 
     @property
     def batch(self) -> int:
