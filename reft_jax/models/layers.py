@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from reft_jax.kernels import decode_attention_kernel, decode_attention_supported
 from reft_jax.models.config import ModelConfig, resolve_dtype
 
 INIT_STD = 0.02  # transformers' initializer_range default
@@ -216,13 +217,18 @@ def causal_chunk_attention(q, k, v, mask, blocks: int = 4):
 def decode_attention(q, k, v, mask):
     """Attention of one query per row over a (B,K,S,D) cache, grouped by KV head.
 
-    The mask is added as a bias and the softmax normalised after the value product: on a
-    2-core CPU (SmolLM2, batch 64, 352 slots) this ran 2x faster than masking the scores
-    with `where` and normalising the probabilities first.
+    On one CPU device with a float32 cache this is the hand-written kernel of
+    `reft_jax.kernels`, which reads only each row's span of valid slots: 13 against 29 ms per
+    step for SmolLM2 at batch 64 on 2 cores. Elsewhere, the mask is added as a bias and the
+    softmax normalised after the value product, which on that CPU ran 2x faster than masking
+    the scores with `where` and normalising the probabilities first.
     """
     b, _, h, d = q.shape
     kv_heads = k.shape[1]
     qg = q.reshape(b, kv_heads, h // kv_heads, d).astype(jnp.float32) * d ** -0.5
+    if decode_attention_supported(qg, k):
+        out = decode_attention_kernel(qg, k, v, mask[:, 0])
+        return out.reshape(b, 1, h, d).astype(q.dtype)
     bias = jnp.where(mask[:, 0], 0.0, -1e30).astype(jnp.float32)  # (B,S)
     scores = jnp.einsum("bkgd,bksd->bkgs", qg, k.astype(jnp.float32)) + bias[:, None, None, :]
     weights = jnp.exp(scores - jnp.max(scores, axis=-1, keepdims=True))
