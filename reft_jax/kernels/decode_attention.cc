@@ -186,4 +186,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(ReftDecodeAttention, DecodeAttention,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
-extern "C" int64_t ReftPoolThreads() { return 0; }
