@@ -54,7 +54,7 @@ def test_decode_kernel_matches_numpy(kernel, kv_heads, groups, dim):
     got = jax.jit(kernel)(qg, heads_major(k), heads_major(v), jnp.asarray(mask))
     np.testing.assert_allclose(np.asarray(got).reshape(batch, 1, heads, dim), expected, atol=2e-5)
     # decode_attention takes the kernel here, and gives the same as its XLA formulation.
-    assert layers.decode_attention_supported(jnp.asarray(q), heads_major(k))
+    assert layers.decode_attention_supported(heads_major(k))
     through_layer = layers.decode_attention(jnp.asarray(q), heads_major(k), heads_major(v),
                                             jnp.asarray(mask[:, None]))
     np.testing.assert_allclose(np.asarray(through_layer), expected, atol=2e-5)
@@ -68,10 +68,8 @@ def test_decode_kernel_rejects_mismatched_shapes(kernel):
 
 
 def test_unsupported_inputs_fall_back_to_xla():
-    q = jnp.zeros((1, 1, 4, 32))
-    assert not kernels.decode_attention_supported(q, jnp.zeros((1, 2, 5, 32)))  # head_dim 32
-    q = jnp.zeros((1, 1, 4, 64), jnp.bfloat16)
-    assert not kernels.decode_attention_supported(q, jnp.zeros((1, 2, 5, 64), jnp.bfloat16))
+    assert not kernels.decode_attention_supported(jnp.zeros((1, 2, 5, 32)))  # head_dim 32
+    assert not kernels.decode_attention_supported(jnp.zeros((1, 2, 5, 64), jnp.bfloat16))
 
 
 def test_missing_compiler_is_a_clear_build_error(tmp_path, monkeypatch):
@@ -99,7 +97,6 @@ def test_a_failed_build_warns_and_decoding_uses_xla(tmp_path, monkeypatch):
     kernels._register_decode_attention.cache_clear()
     try:
         with pytest.warns(UserWarning, match="decode attention kernel unavailable"):
-            assert not kernels.decode_attention_supported(jnp.zeros((1, 1, 2, 64)),
-                                                          jnp.zeros((1, 1, 4, 64)))
+            assert not kernels.decode_attention_supported(jnp.zeros((1, 1, 4, 64)))
     finally:
         kernels._register_decode_attention.cache_clear()  # later tests build it again

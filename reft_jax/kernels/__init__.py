@@ -35,12 +35,12 @@ def _register_decode_attention() -> bool:
     return True
 
 
-def decode_attention_supported(q: jax.Array, k: jax.Array) -> bool:
-    """Whether `decode_attention_kernel` can take these: float32, head_dim 64 or 128, one CPU
-    device, and the kernel built."""
+def decode_attention_supported(k: jax.Array) -> bool:
+    """Whether `decode_attention_kernel` can read this (B,K,S,D) cache: float32, head_dim 64
+    or 128, on one CPU device, with the kernel built (its queries are always float32)."""
     return (jax.default_backend() == "cpu" and jax.device_count() == 1
-            and q.dtype == jnp.float32 and k.dtype == jnp.float32
-            and q.shape[-1] in (64, 128) and _register_decode_attention())
+            and k.dtype == jnp.float32 and k.shape[-1] in (64, 128)
+            and _register_decode_attention())
 
 
 def decode_attention_kernel(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:

@@ -32,7 +32,7 @@ struct Problem {
   const float* v;
   const bool* mask;
   float* out;
-  int64_t batch, kv_heads, groups, slots, dim;
+  int64_t kv_heads, groups, slots;
 };
 
 // Slots ahead to prefetch: 8 took a batch-64 SmolLM2 step's attention from 13.7 to 13.0 ms.
@@ -161,7 +161,7 @@ ffi::Error DecodeAttention(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::B
   auto work = std::make_shared<Work>();
   work->problem = Problem{q.typed_data(), k.typed_data(), v.typed_data(),
                           reinterpret_cast<const bool*>(mask.typed_data()), out->typed_data(),
-                          qd[0], qd[1], qd[2], kd[2], qd[3]};
+                          qd[1], qd[2], kd[2]};
   switch (qd[3]) {
     case 64: work->attend = attend_pair<4>; break;
     case 128: work->attend = attend_pair<8>; break;

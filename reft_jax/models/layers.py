@@ -165,9 +165,9 @@ class Attention(nnx.Module):
             start = (0, 0, cache_index, 0)
             new_cache = tuple(jax.lax.dynamic_update_slice(buf, chunk.astype(buf.dtype), start)
                               for buf, chunk in zip(cache, new_cache))
+        if cache is not None and q.shape[1] == 1:  # reads the cache in its own dtype
+            return self.o(decode_attention(q, *new_cache, mask)), new_cache
         ck, cv = (a.astype(q.dtype) for a in new_cache)  # (B,K,S,D)
-        if cache is not None and q.shape[1] == 1:
-            return self.o(decode_attention(q, ck, cv, mask)), new_cache
         if on_cpu():
             attend = chunk_attention if cache is not None else causal_chunk_attention
             return self.o(attend(q, ck, cv, mask)), new_cache
@@ -226,7 +226,7 @@ def decode_attention(q, k, v, mask):
     b, _, h, d = q.shape
     kv_heads = k.shape[1]
     qg = q.reshape(b, kv_heads, h // kv_heads, d).astype(jnp.float32) * d ** -0.5
-    if decode_attention_supported(qg, k):
+    if decode_attention_supported(k):
         out = decode_attention_kernel(qg, k, v, mask[:, 0])
         return out.reshape(b, 1, h, d).astype(q.dtype)
     bias = jnp.where(mask[:, 0], 0.0, -1e30).astype(jnp.float32)  # (B,S)
