@@ -21,6 +21,7 @@ from flax import nnx
 from reft_jax.models.config import ModelConfig, resolve_dtype
 from reft_jax.models.layers import (MLP, Attention, Dense, Norm, normal, on_cpu, param,
                                     rope_tables)
+from reft_jax.models.token_log_probs import DEFAULT_CHUNK, token_log_probs
 
 
 class KVCache(NamedTuple):
@@ -205,6 +206,13 @@ class CausalLM(nnx.Module):
         embed = self.trunk.embed[...].astype(hidden.dtype)
         return jnp.einsum("bte,ve->btv", hidden, embed, preferred_element_type=jnp.float32)
 
+    def token_log_probs(self, hidden: jax.Array, targets: jax.Array,
+                        chunk: int = DEFAULT_CHUNK) -> jax.Array:
+        """float32 log p(targets[b, t] | hidden[b, t]) without materialising all the logits."""
+        if self.lm_head is None:
+            return token_log_probs(hidden, self.trunk.embed[...], targets, vocab_axis=0, chunk=chunk)
+        return token_log_probs(hidden, self.lm_head.kernel[...], targets, vocab_axis=1, chunk=chunk)
+
     def forward(self, input_ids, *, attention_mask=None, positions=None, cache=None,
                 cache_index=0, key_mask=None, blocks=None, segment_ids=None) -> DecoderOutput:
         """The general entry: training (no cache) or prefill/decode (cache given).
@@ -214,15 +222,21 @@ class CausalLM(nnx.Module):
         `blocks` (from `trunk.layer_blocks()`) saves re-splitting the layers on every step.
         segment_ids (B,T) separate sequences packed into one row (pass their positions too).
         """
+        hidden, cache = self.hidden_states(
+            input_ids, attention_mask=attention_mask, positions=positions, cache=cache,
+            cache_index=cache_index, key_mask=key_mask, blocks=blocks, segment_ids=segment_ids)
+        return DecoderOutput(self.logits(hidden), hidden, cache)
+
+    def hidden_states(self, input_ids, *, attention_mask=None, positions=None, cache=None,
+                      cache_index=0, key_mask=None, blocks=None, segment_ids=None):
+        """(final hidden states, cache) as in `forward`, for losses that pick their own logits."""
         if attention_mask is None:
             attention_mask = jnp.ones(input_ids.shape, jnp.int32)
         if positions is None:
             positions = positions_from_mask(attention_mask)
         if key_mask is None:
             key_mask = attention_mask
-        hidden, cache = self.trunk(input_ids, positions, key_mask, cache, cache_index, blocks,
-                                   segment_ids)
-        return DecoderOutput(self.logits(hidden), hidden, cache)
+        return self.trunk(input_ids, positions, key_mask, cache, cache_index, blocks, segment_ids)
 
     def __call__(self, input_ids, attention_mask=None) -> jax.Array:
         """Logits (batch, length, vocab) for left-padded input ids."""

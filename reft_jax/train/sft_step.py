@@ -20,26 +20,22 @@ from reft_jax.train.state import TrainState, learning_rate_of
 OPTIONAL_INPUTS = ("positions", "segment_ids")
 
 
-def sft_loss_terms(logits: jax.Array, input_ids: jax.Array, loss_mask: jax.Array
-                   ) -> tuple[jax.Array, jax.Array]:
+def sft_loss_terms(model, micro: dict) -> tuple[jax.Array, jax.Array]:
     """(sum of next-token NLL, count) over targets: loss_mask[b, t] = 1 marks token t as a
     target, predicted from position t - 1 (so loss_mask[:, 0] can never count)."""
-    # Shift the small arrays, not the (B, T, V) logits: slicing those costs a copy forward and a
-    # pad backward. The last position predicts nothing (weight 0).
-    logits = logits.astype(jnp.float32)
-    targets = jnp.pad(input_ids[:, 1:], ((0, 0), (0, 1)))
+    extra = {k: micro[k] for k in OPTIONAL_INPUTS if k in micro}
+    hidden, _ = model.hidden_states(micro["input_ids"], attention_mask=micro["attention_mask"],
+                                    **extra)
+    # Shift the targets, not the hidden states: the last position predicts nothing (weight 0).
+    loss_mask = micro["loss_mask"] * micro["attention_mask"]
+    targets = jnp.pad(micro["input_ids"][:, 1:], ((0, 0), (0, 1)))
     weights = jnp.pad(loss_mask[:, 1:], ((0, 0), (0, 1))).astype(jnp.float32)
-    picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    nll = jax.nn.logsumexp(logits, axis=-1) - picked
-    return jnp.sum(jnp.where(weights > 0, nll, 0.0) * weights), jnp.sum(weights)
+    log_probs = model.token_log_probs(hidden, targets)
+    return -jnp.sum(jnp.where(weights > 0, log_probs, 0.0) * weights), jnp.sum(weights)
 
 
 def _micro_loss(graphdef: nnx.GraphDef, params, micro: dict) -> tuple[jax.Array, jax.Array]:
-    model = nnx.merge(graphdef, params)
-    extra = {k: micro[k] for k in OPTIONAL_INPUTS if k in micro}
-    logits = model.forward(micro["input_ids"], attention_mask=micro["attention_mask"], **extra).logits
-    loss_mask = micro["loss_mask"] * micro["attention_mask"]
-    return sft_loss_terms(logits, micro["input_ids"], loss_mask)
+    return sft_loss_terms(nnx.merge(graphdef, params), micro)
 
 
 def accumulated_gradients(graphdef: nnx.GraphDef, params, batch: dict):
