@@ -21,6 +21,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"
     c.model.remat = False
 
+    # Device mesh (see reft_jax.parallel): batch rows split over data x fsdp, parameters split
+    # along their embedding axis over fsdp and along heads / MLP width / vocabulary over
+    # tensor. One size may be -1: all the devices the others leave.
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1
+    c.mesh.fsdp = 1
+    c.mesh.tensor = 1
+
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "gsm8k"  # a dataset name or a file path
     c.data.style = "nl"  # "nl" (N-CoT) or "program" (P-CoT)

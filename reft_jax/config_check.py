@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 from reft_jax.errors import ReftError
+from reft_jax.parallel import make_mesh
 
 CHOICES = {
     "data.style": ("nl", "program"),
@@ -42,4 +43,5 @@ def validate(config, stages) -> list[str]:
     for key in ("sft.batch_size", "sft.grad_accum", "sft.epochs", "sft.max_length"):
         if _get(config, key) < 1:
             raise ReftError(f"config.{key} must be >= 1, got {_get(config, key)}")
+    make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)  # fits these devices?
     return names

@@ -37,6 +37,11 @@ def test_bad_choice_names_the_key():
     assert_one_line_error(run_main("--config.data.style=python"), "data.style", "nl")
 
 
+def test_mesh_that_does_not_fit_the_devices_names_the_key():
+    assert_one_line_error(run_main("--config.mesh.fsdp=3", "--config.stages=check"),
+                          "config.mesh", "'fsdp': 3")
+
+
 def test_unknown_stage_lists_the_known_ones():
     assert_one_line_error(run_main("--config.stages=sft,bogus"), "bogus", "check")
 

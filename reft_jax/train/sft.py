@@ -20,10 +20,12 @@ from reft_jax.data.batching import SFTBatches, encode_all, split_validation
 from reft_jax.errors import ReftError
 from reft_jax.eval.evaluate import greedy_accuracy
 from reft_jax.models import load_pretrained, save_pretrained
+from reft_jax.parallel import batch_sharding, make_mesh, put_global, rows_per_batch_multiple
 from reft_jax.train.checkpointing import Checkpointer
 from reft_jax.train.logging import MetricsLog, plot_metrics
 from reft_jax.train.sft_step import make_sft_step
-from reft_jax.train.state import create_train_state, make_optimizer, merge_model
+from reft_jax.train.state import (create_train_state, make_optimizer, merge_model,
+                                  train_state_shardings)
 
 
 class StopRequest:
@@ -67,9 +69,18 @@ def run_sft(config, log=print) -> pathlib.Path:
     total_steps = c.epochs * batches.steps_per_epoch
     optimizer, schedule = make_optimizer(c.learning_rate, total_steps, c.warmup_ratio,
                                          c.weight_decay, c.adam_eps, c.grad_clip)
+    mesh = make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+    rows = c.batch_size // c.grad_accum
+    if rows % rows_per_batch_multiple(mesh):
+        raise ReftError(f"config.sft.batch_size={c.batch_size} gives micro-batches of {rows} rows, "
+                        f"which do not split over the mesh's {rows_per_batch_multiple(mesh)} "
+                        "data x fsdp devices")
     graphdef, state = create_train_state(model, optimizer)
+    state_sharding = train_state_shardings(model, state, mesh)
+    state = jax.device_put(state, state_sharding)
     del model
-    step_fn = make_sft_step(graphdef, optimizer, c.grad_accum)
+    rows_sharding = batch_sharding(mesh, batch_axis=1)
+    step_fn = make_sft_step(graphdef, optimizer, c.grad_accum, state_sharding, rows_sharding)
     ckpt = Checkpointer(workdir / "sft" / "checkpoints", c.keep_checkpoints, c.save_every_steps)
     epoch, batch_in_epoch, step = 0, 0, 0
     if ckpt.latest_step() is not None:
@@ -105,7 +116,8 @@ def run_sft(config, log=print) -> pathlib.Path:
                 while batch_in_epoch < len(order):
                     start = time.perf_counter()
                     batch = batches.make_batch(order[batch_in_epoch])
-                    new_state, metrics = step_fn(state, batch)
+                    placed = {k: put_global(v, rows_sharding) for k, v in batch.items()}
+                    new_state, metrics = step_fn(state, placed)
                     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     if not metrics["finite"]:
                         raise ReftError(

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from reft_jax.train.state import TrainState, learning_rate_of
 
@@ -57,11 +58,15 @@ def accumulated_gradients(graphdef: nnx.GraphDef, params, batch: dict):
 
 
 def make_sft_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
-                  grad_accum: int = 1) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+                  grad_accum: int = 1, state_sharding: TrainState | None = None,
+                  batch_sharding: NamedSharding | None = None
+                  ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """A jitted `step(state, batch) -> (state, metrics)` with the state donated.
 
     batch arrays are (grad_accum, micro_batch, length): input_ids, attention_mask, loss_mask and
-    optionally positions and segment_ids (packed rows).
+    optionally positions and segment_ids (packed rows). With shardings (see
+    `train_state_shardings` and `reft_jax.parallel.batch_sharding(mesh, 1)`) the step is compiled
+    for them and keeps the state where it is; metrics come back replicated.
     """
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
@@ -84,4 +89,8 @@ def make_sft_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformatio
                    "finite": finite.astype(jnp.float32)}
         return new_state, metrics
 
-    return jax.jit(step, donate_argnums=0)
+    if state_sharding is None:
+        return jax.jit(step, donate_argnums=0)
+    replicated = NamedSharding(batch_sharding.mesh, PartitionSpec())
+    return jax.jit(step, donate_argnums=0, in_shardings=(state_sharding, batch_sharding),
+                   out_shardings=(state_sharding, replicated))

@@ -14,9 +14,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM
+from reft_jax.parallel import param_shardings, tree_shardings
 
 SCHEDULES = ("linear", "constant")
 
@@ -78,6 +80,14 @@ def create_train_state(model: CausalLM, optimizer: optax.GradientTransformation
         raise ReftError("the model holds state besides nnx.Param; the train state keeps only Params")
     params = jax.tree.map(lambda a: jnp.array(a, copy=True), nnx.to_pure_dict(params))
     return graphdef, TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+
+def train_state_shardings(model: CausalLM, state: TrainState, mesh: Mesh) -> TrainState:
+    """Where each part of the state lives on the mesh: parameters and their optimizer moments by
+    the logical-axis rules of `reft_jax.parallel`, the step and scalar optimizer state replicated."""
+    params = param_shardings(model, mesh)
+    return TrainState(step=NamedSharding(mesh, PartitionSpec()), params=params,
+                      opt_state=tree_shardings(state.opt_state, state.params, params, mesh))
 
 
 def merge_model(graphdef: nnx.GraphDef, state: TrainState) -> CausalLM:
