@@ -29,6 +29,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.mesh.fsdp = 1
     c.mesh.tensor = 1
 
+    # Several processes (TPU pod hosts, GPU nodes): every process runs the same command with
+    # enabled=True. On TPU pods and under SLURM JAX finds the rest; elsewhere set all three.
+    c.distributed = ml_collections.ConfigDict()
+    c.distributed.enabled = False
+    c.distributed.coordinator_address = ""  # host:port of process 0
+    c.distributed.num_processes = 0
+    c.distributed.process_id = -1
+
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "gsm8k"  # a dataset name or a file path
     c.data.style = "nl"  # "nl" (N-CoT) or "program" (P-CoT)

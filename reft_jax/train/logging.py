@@ -10,16 +10,22 @@ import pathlib
 class MetricsLog:
     """Appends one JSON object per record; a resumed run keeps appending to the same file."""
 
-    def __init__(self, workdir: pathlib.Path, total_steps: int, initial_step: int = 0):
+    def __init__(self, workdir: pathlib.Path, total_steps: int, initial_step: int = 0,
+                 enabled: bool = True):
         from tensorboardX import SummaryWriter
         from tqdm import tqdm
 
+        self.enabled = enabled  # off on every process of a multi-process run but the first
+        if not enabled:
+            return
         self.path = workdir / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = SummaryWriter(str(workdir / "tensorboard"))
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
 
     def write(self, step: int, kind: str, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         record = {"step": step, "kind": kind, **{k: float(v) for k, v in values.items()}}
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
@@ -33,6 +39,8 @@ class MetricsLog:
             self.bar.write(f"step {step} {kind}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         self.bar.close()
         self.writer.close()
 

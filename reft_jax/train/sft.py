@@ -13,7 +13,9 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from reft_jax.data import load_examples
 from reft_jax.data.batching import SFTBatches, encode_all, split_validation
@@ -21,6 +23,7 @@ from reft_jax.errors import ReftError
 from reft_jax.eval.evaluate import greedy_accuracy
 from reft_jax.models import load_pretrained, save_pretrained
 from reft_jax.parallel import batch_sharding, make_mesh, put_global, rows_per_batch_multiple
+from reft_jax.parallel.hosts import any_process, is_primary, sum_over_processes, to_host
 from reft_jax.train.checkpointing import Checkpointer
 from reft_jax.train.logging import MetricsLog, plot_metrics
 from reft_jax.train.sft_step import make_sft_step
@@ -51,9 +54,23 @@ def epoch_folder(workdir: pathlib.Path, epoch: int) -> pathlib.Path:
     return workdir / "sft" / f"epoch_{epoch}"
 
 
+def whole_model(graphdef, state):
+    """The model with every parameter whole on this process: the state's own arrays in a
+    single-process run, copies gathered from all processes otherwise (call it on all)."""
+    if jax.process_count() == 1:
+        return merge_model(graphdef, state)
+    return nnx.merge(graphdef, jax.tree.map(jnp.asarray, to_host(state.params)))
+
+
 def run_sft(config, log=print) -> pathlib.Path:
-    """Train, evaluate each epoch on the validation split, test once at the end."""
+    """Train, evaluate each epoch on the validation split, test once at the end.
+
+    Over several processes every process runs this same loop; process 0 alone logs and writes
+    the metrics and the exported models, and each process evaluates its share of the examples.
+    """
     c, d = config.sft, config.data
+    primary = is_primary()
+    log = log if primary else (lambda *_: None)
     workdir = pathlib.Path(config.workdir)
     data_dir = d.data_dir if d.data_dir else None
     model, tokenizer = load_pretrained(config.model.source, dtype=config.model.dtype,
@@ -92,7 +109,7 @@ def run_sft(config, log=print) -> pathlib.Path:
         log(f"resuming from step {step} (epoch {epoch + 1}, batch {batch_in_epoch})")
     log(f"sft: {len(encoded)} training examples, {len(validation)} validation, "
         f"{batches.steps_per_epoch} steps/epoch x {c.epochs} epochs")
-    metrics_log = MetricsLog(workdir / "sft", total_steps, step)
+    metrics_log = MetricsLog(workdir / "sft", total_steps, step, enabled=primary)
 
     def meta():
         return {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
@@ -101,13 +118,19 @@ def run_sft(config, log=print) -> pathlib.Path:
     def evaluate(kind: str, split_examples) -> None:
         limit = config.eval.max_examples
         chosen = split_examples[:limit] if limit > 0 else split_examples
-        if chosen:
-            result = greedy_accuracy(merge_model(graphdef, state), tokenizer, chosen, d.style,
-                                     batch_size=config.eval.batch_size,
-                                     max_new_tokens=config.eval.max_new_tokens,
-                                     max_length=c.max_length, chat=d.chat_template,
-                                     program_timeout=config.eval.program_timeout)
-            metrics_log.write(step, kind, result)
+        if not chosen:
+            return
+        mine = chosen[jax.process_index()::jax.process_count()]
+        result = greedy_accuracy(whole_model(graphdef, state), tokenizer, mine, d.style,
+                                 batch_size=config.eval.batch_size,
+                                 max_new_tokens=config.eval.max_new_tokens,
+                                 max_length=c.max_length, chat=d.chat_template,
+                                 program_timeout=config.eval.program_timeout)
+        n = result["examples"]
+        correct, reward, n = sum_over_processes(
+            np.array([round(result["accuracy"] * n), result["mean_reward"] * n, n]))
+        metrics_log.write(step, kind, {"accuracy": correct / max(n, 1),
+                                       "mean_reward": reward / max(n, 1), "examples": n})
 
     try:
         with StopRequest() as stop:
@@ -130,20 +153,24 @@ def run_sft(config, log=print) -> pathlib.Path:
                     if ckpt.due(step):
                         ckpt.save(step, state, meta())
                     stop_here = c.stop_after_step > 0 and step >= c.stop_after_step
-                    if stop.requested or stop_here:
+                    if any_process(stop.requested) or stop_here:
                         ckpt.save(step, state, meta())
                         why = "SIGTERM" if stop.requested else f"sft.stop_after_step={c.stop_after_step}"
                         log(f"stopped at step {step} ({why}); checkpoint saved, run again to resume")
                         return workdir / "sft"
                 epoch, batch_in_epoch = epoch + 1, 0
                 ckpt.save(step, state, meta())
-                save_pretrained(merge_model(graphdef, state), tokenizer, epoch_folder(workdir, epoch))
+                exported = whole_model(graphdef, state)
+                if primary:
+                    save_pretrained(exported, tokenizer, epoch_folder(workdir, epoch))
                 evaluate("validation", validation)
         test = load_examples(d.dataset, d.test_split, style=d.style, data_dir=data_dir)
         evaluate("test", test)
     finally:
         metrics_log.close()
         ckpt.close()
+    if not primary:
+        return workdir / "sft"
     plot = plot_metrics(workdir / "sft" / "metrics.jsonl", workdir / "sft" / "metrics.png")
     log(f"sft done: {step} steps; models per epoch in {workdir / 'sft'}/epoch_*, plot {plot}")
     return workdir / "sft"
