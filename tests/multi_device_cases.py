@@ -15,7 +15,8 @@ from reft_jax.models import load_pretrained
 from reft_jax.parallel import batch_sharding, logical_spec, make_mesh, put_global
 from reft_jax.train.sft import epoch_folder, run_sft
 from reft_jax.train.sft_step import make_sft_step
-from reft_jax.train.state import create_train_state, train_state_shardings
+from reft_jax.train.placement import train_state_shardings
+from reft_jax.train.state import create_train_state
 from tests.test_train_sft_stage import final_params, make_config, write_dataset
 from tests.test_train_step import constant_adamw, random_rows, sft_batch, stack
 from tests.tiny_hf import save_tiny
@@ -109,5 +110,5 @@ def test_sharded_stage_resumes_to_the_same_parameters(tmp_path, tiny):
 def test_batch_that_does_not_split_over_the_mesh_is_a_clear_error(tmp_path, tiny):
     config = make_config(tmp_path, tiny, write_dataset(tmp_path / "train.jsonl"))
     config.sft.batch_size = 6  # 6 rows over data x fsdp = 4 devices
-    with pytest.raises(ReftError, match="config.sft.batch_size=6"):
+    with pytest.raises(ReftError, match="config.sft.batch_size gives micro-batches of 6 rows"):
         run_sft(config, log=lambda *_: None)

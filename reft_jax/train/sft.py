@@ -13,22 +13,19 @@ import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from reft_jax.data import load_examples
 from reft_jax.data.batching import SFTBatches, encode_all, split_validation
 from reft_jax.errors import ReftError
 from reft_jax.eval.evaluate import greedy_accuracy
 from reft_jax.models import load_pretrained, save_pretrained
-from reft_jax.parallel import batch_sharding, make_mesh, put_global, rows_per_batch_multiple
-from reft_jax.parallel.hosts import any_process, is_primary, sum_over_processes, to_host
+from reft_jax.parallel.hosts import any_process, is_primary
 from reft_jax.train.checkpointing import Checkpointer
 from reft_jax.train.logging import MetricsLog, plot_metrics
 from reft_jax.train.sft_step import make_sft_step
-from reft_jax.train.state import (create_train_state, make_optimizer, merge_model,
-                                  train_state_shardings)
+from reft_jax.train.placement import Placement
+from reft_jax.train.state import create_train_state, gathered_model, make_optimizer
 
 
 class StopRequest:
@@ -52,14 +49,6 @@ class StopRequest:
 def epoch_folder(workdir: pathlib.Path, epoch: int) -> pathlib.Path:
     """Where the model after `epoch` (1-based) is exported; name it as the ReFT warm-up start."""
     return workdir / "sft" / f"epoch_{epoch}"
-
-
-def whole_model(graphdef, state):
-    """The model with every parameter whole on this process: the state's own arrays in a
-    single-process run, copies gathered from all processes otherwise (call it on all)."""
-    if jax.process_count() == 1:
-        return merge_model(graphdef, state)
-    return nnx.merge(graphdef, jax.tree.map(jnp.asarray, to_host(state.params)))
 
 
 def run_sft(config, log=print) -> pathlib.Path:
@@ -86,18 +75,11 @@ def run_sft(config, log=print) -> pathlib.Path:
     total_steps = c.epochs * batches.steps_per_epoch
     optimizer, schedule = make_optimizer(c.learning_rate, total_steps, c.warmup_ratio,
                                          c.weight_decay, c.adam_eps, c.grad_clip)
-    mesh = make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
-    rows = c.batch_size // c.grad_accum
-    if rows % rows_per_batch_multiple(mesh):
-        raise ReftError(f"config.sft.batch_size={c.batch_size} gives micro-batches of {rows} rows, "
-                        f"which do not split over the mesh's {rows_per_batch_multiple(mesh)} "
-                        "data x fsdp devices")
     graphdef, state = create_train_state(model, optimizer)
-    state_sharding = train_state_shardings(model, state, mesh)
-    state = jax.device_put(state, state_sharding)
+    placement = Placement.for_run(config.mesh, model, state, c.batch_size // c.grad_accum)
+    state = placement.put_state(state)
     del model
-    rows_sharding = batch_sharding(mesh, batch_axis=1)
-    step_fn = make_sft_step(graphdef, optimizer, c.grad_accum, state_sharding, rows_sharding)
+    step_fn = make_sft_step(graphdef, optimizer, c.grad_accum, placement.state, placement.rows)
     ckpt = Checkpointer(workdir / "sft" / "checkpoints", c.keep_checkpoints, c.save_every_steps)
     epoch, batch_in_epoch, step = 0, 0, 0
     if ckpt.latest_step() is not None:
@@ -118,19 +100,13 @@ def run_sft(config, log=print) -> pathlib.Path:
     def evaluate(kind: str, split_examples) -> None:
         limit = config.eval.max_examples
         chosen = split_examples[:limit] if limit > 0 else split_examples
-        if not chosen:
-            return
-        mine = chosen[jax.process_index()::jax.process_count()]
-        result = greedy_accuracy(whole_model(graphdef, state), tokenizer, mine, d.style,
-                                 batch_size=config.eval.batch_size,
-                                 max_new_tokens=config.eval.max_new_tokens,
-                                 max_length=c.max_length, chat=d.chat_template,
-                                 program_timeout=config.eval.program_timeout)
-        n = result["examples"]
-        correct, reward, n = sum_over_processes(
-            np.array([round(result["accuracy"] * n), result["mean_reward"] * n, n]))
-        metrics_log.write(step, kind, {"accuracy": correct / max(n, 1),
-                                       "mean_reward": reward / max(n, 1), "examples": n})
+        if chosen:
+            result = greedy_accuracy(gathered_model(graphdef, state), tokenizer, chosen, d.style,
+                                     batch_size=config.eval.batch_size,
+                                     max_new_tokens=config.eval.max_new_tokens,
+                                     max_length=c.max_length, chat=d.chat_template,
+                                     program_timeout=config.eval.program_timeout)
+            metrics_log.write(step, kind, result)
 
     try:
         with StopRequest() as stop:
@@ -139,8 +115,7 @@ def run_sft(config, log=print) -> pathlib.Path:
                 while batch_in_epoch < len(order):
                     start = time.perf_counter()
                     batch = batches.make_batch(order[batch_in_epoch])
-                    placed = {k: put_global(v, rows_sharding) for k, v in batch.items()}
-                    new_state, metrics = step_fn(state, placed)
+                    new_state, metrics = step_fn(state, placement.put_batch(batch))
                     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     if not metrics["finite"]:
                         raise ReftError(
@@ -160,7 +135,7 @@ def run_sft(config, log=print) -> pathlib.Path:
                         return workdir / "sft"
                 epoch, batch_in_epoch = epoch + 1, 0
                 ckpt.save(step, state, meta())
-                exported = whole_model(graphdef, state)
+                exported = gathered_model(graphdef, state)
                 if primary:
                     save_pretrained(exported, tokenizer, epoch_folder(workdir, epoch))
                 evaluate("validation", validation)

@@ -64,9 +64,9 @@ def make_sft_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformatio
     """A jitted `step(state, batch) -> (state, metrics)` with the state donated.
 
     batch arrays are (grad_accum, micro_batch, length): input_ids, attention_mask, loss_mask and
-    optionally positions and segment_ids (packed rows). With shardings (see
-    `train_state_shardings` and `reft_jax.parallel.batch_sharding(mesh, 1)`) the step is compiled
-    for them and keeps the state where it is; metrics come back replicated.
+    optionally positions and segment_ids (packed rows). With shardings (a
+    `reft_jax.train.placement.Placement`'s state and rows) the step is compiled for them and
+    keeps the state where it is; metrics come back replicated.
     """
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:

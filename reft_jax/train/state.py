@@ -14,11 +14,10 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx, struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM
-from reft_jax.parallel import param_shardings, tree_shardings
+from reft_jax.parallel.hosts import to_host
 
 SCHEDULES = ("linear", "constant")
 
@@ -82,17 +81,17 @@ def create_train_state(model: CausalLM, optimizer: optax.GradientTransformation
     return graphdef, TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
 
 
-def train_state_shardings(model: CausalLM, state: TrainState, mesh: Mesh) -> TrainState:
-    """Where each part of the state lives on the mesh: parameters and their optimizer moments by
-    the logical-axis rules of `reft_jax.parallel`, the step and scalar optimizer state replicated."""
-    params = param_shardings(model, mesh)
-    return TrainState(step=NamedSharding(mesh, PartitionSpec()), params=params,
-                      opt_state=tree_shardings(state.opt_state, state.params, params, mesh))
-
-
 def merge_model(graphdef: nnx.GraphDef, state: TrainState) -> CausalLM:
     """The model with the state's parameters (for the sampler or save_pretrained).
 
     It shares the state's arrays: use it before the next (donating) step, or copy it.
     """
     return nnx.merge(graphdef, state.params)
+
+
+def gathered_model(graphdef: nnx.GraphDef, state: TrainState) -> CausalLM:
+    """`merge_model`, with every parameter whole on this process: over several processes the
+    sharded parameters are gathered from all of them first (call it on every process)."""
+    if jax.process_count() == 1:
+        return merge_model(graphdef, state)
+    return nnx.merge(graphdef, jax.tree.map(jnp.asarray, to_host(state.params)))
