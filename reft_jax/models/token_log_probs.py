@@ -8,7 +8,8 @@ and the backward recomputes one chunk's logits at a time, turns them into the gr
 logits in place, and casts that to the compute dtype before the two products with the hidden
 states and the head (in bfloat16 the plain route ran those in float32). The price is the
 forward head product computed twice. SmolLM2 SFT at 8 x 256 on 2 CPU cores: the same step time
-within noise (7.7-7.9 against 7.8-8.5 s), 2.26-2.40 instead of 2.97 GiB of temporaries.
+within noise (7.7-7.9 against 7.8-8.5 s), 2.26-2.40 instead of 2.97 GiB of temporaries. The
+Qwen2.5-0.5B shape at 8 x 1024, as XLA's CPU compiler plans it: 14.1 instead of 22.7 GiB.
 """
 
 from __future__ import annotations
