@@ -128,9 +128,10 @@ def run_sft(config, log=print) -> pathlib.Path:
                     if ckpt.due(step):
                         ckpt.save(step, state, meta())
                     stop_here = c.stop_after_step > 0 and step >= c.stop_after_step
-                    if any_process(stop.requested) or stop_here:
+                    terminated = any_process(stop.requested)  # a SIGTERM to any process stops all
+                    if terminated or stop_here:
                         ckpt.save(step, state, meta())
-                        why = "SIGTERM" if stop.requested else f"sft.stop_after_step={c.stop_after_step}"
+                        why = "SIGTERM" if terminated else f"sft.stop_after_step={c.stop_after_step}"
                         log(f"stopped at step {step} ({why}); checkpoint saved, run again to resume")
                         return workdir / "sft"
                 epoch, batch_in_epoch = epoch + 1, 0
