@@ -12,10 +12,10 @@ from jax.sharding import PartitionSpec as P
 
 from reft_jax.errors import ReftError
 from reft_jax.models import load_pretrained
-from reft_jax.parallel import batch_sharding, logical_spec, make_mesh, put_global
+from reft_jax.parallel import batch_sharding, logical_spec, make_mesh
 from reft_jax.train.sft import epoch_folder, run_sft
 from reft_jax.train.sft_step import make_sft_step
-from reft_jax.train.placement import train_state_shardings
+from reft_jax.train.placement import Placement, train_state_shardings
 from reft_jax.train.state import create_train_state
 from tests.test_train_sft_stage import final_params, make_config, write_dataset
 from tests.test_train_step import constant_adamw, random_rows, sft_batch, stack
@@ -60,10 +60,10 @@ def test_sharded_steps_equal_one_device_and_split_the_work(tiny, sizes):
         graphdef, state = create_train_state(model, optimizer)
         if name == "mesh":
             mesh = make_mesh(*sizes)
-            sharding = train_state_shardings(model, state, mesh)
-            state, rows = jax.device_put(state, sharding), batch_sharding(mesh, 1)
-            step = make_sft_step(graphdef, optimizer, 1, sharding, rows)
-            inputs = {k: put_global(v, rows) for k, v in batch.items()}
+            placement = Placement(mesh, train_state_shardings(model, state, mesh),
+                                  batch_sharding(mesh, 1))
+            state, inputs = placement.put_state(state), placement.put_batch(batch)
+            step = make_sft_step(graphdef, optimizer, 1, placement)
         else:
             step, inputs = make_sft_step(graphdef, optimizer), batch
         compiled = step.lower(state, inputs).compile()

@@ -79,7 +79,7 @@ def run_sft(config, log=print) -> pathlib.Path:
     placement = Placement.for_run(config.mesh, model, state, c.batch_size // c.grad_accum)
     state = placement.put_state(state)
     del model
-    step_fn = make_sft_step(graphdef, optimizer, c.grad_accum, placement.state, placement.rows)
+    step_fn = make_sft_step(graphdef, optimizer, c.grad_accum, placement)
     ckpt = Checkpointer(workdir / "sft" / "checkpoints", c.keep_checkpoints, c.save_every_steps)
     epoch, batch_in_epoch, step = 0, 0, 0
     if ckpt.latest_step() is not None:
@@ -97,11 +97,11 @@ def run_sft(config, log=print) -> pathlib.Path:
         return {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
                 "seed": config.seed, "steps_per_epoch": batches.steps_per_epoch}
 
-    def evaluate(kind: str, split_examples) -> None:
+    def evaluate(kind: str, split_examples, model) -> None:
         limit = config.eval.max_examples
         chosen = split_examples[:limit] if limit > 0 else split_examples
         if chosen:
-            result = greedy_accuracy(gathered_model(graphdef, state), tokenizer, chosen, d.style,
+            result = greedy_accuracy(model, tokenizer, chosen, d.style,
                                      batch_size=config.eval.batch_size,
                                      max_new_tokens=config.eval.max_new_tokens,
                                      max_length=c.max_length, chat=d.chat_template,
@@ -136,12 +136,12 @@ def run_sft(config, log=print) -> pathlib.Path:
                         return workdir / "sft"
                 epoch, batch_in_epoch = epoch + 1, 0
                 ckpt.save(step, state, meta())
-                exported = gathered_model(graphdef, state)
+                whole = gathered_model(graphdef, state)  # gathered once for export and eval
                 if primary:
-                    save_pretrained(exported, tokenizer, epoch_folder(workdir, epoch))
-                evaluate("validation", validation)
+                    save_pretrained(whole, tokenizer, epoch_folder(workdir, epoch))
+                evaluate("validation", validation, whole)
         test = load_examples(d.dataset, d.test_split, style=d.style, data_dir=data_dir)
-        evaluate("test", test)
+        evaluate("test", test, gathered_model(graphdef, state))
     finally:
         metrics_log.close()
         ckpt.close()

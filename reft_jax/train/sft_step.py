@@ -16,6 +16,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from reft_jax.train.placement import Placement
 from reft_jax.train.state import TrainState, learning_rate_of
 
 OPTIONAL_INPUTS = ("positions", "segment_ids")
@@ -58,15 +59,14 @@ def accumulated_gradients(graphdef: nnx.GraphDef, params, batch: dict):
 
 
 def make_sft_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
-                  grad_accum: int = 1, state_sharding: TrainState | None = None,
-                  batch_sharding: NamedSharding | None = None
+                  grad_accum: int = 1, placement: Placement | None = None
                   ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """A jitted `step(state, batch) -> (state, metrics)` with the state donated.
 
     batch arrays are (grad_accum, micro_batch, length): input_ids, attention_mask, loss_mask and
-    optionally positions and segment_ids (packed rows). With shardings (a
-    `reft_jax.train.placement.Placement`'s state and rows) the step is compiled for them and
-    keeps the state where it is; metrics come back replicated.
+    optionally positions and segment_ids (packed rows). With a placement the step is compiled
+    for its state and batch shardings and keeps the state where it is; metrics come back
+    replicated.
     """
 
     def step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
@@ -89,8 +89,8 @@ def make_sft_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformatio
                    "finite": finite.astype(jnp.float32)}
         return new_state, metrics
 
-    if state_sharding is None:
+    if placement is None:
         return jax.jit(step, donate_argnums=0)
-    replicated = NamedSharding(batch_sharding.mesh, PartitionSpec())
-    return jax.jit(step, donate_argnums=0, in_shardings=(state_sharding, batch_sharding),
-                   out_shardings=(state_sharding, replicated))
+    replicated = NamedSharding(placement.mesh, PartitionSpec())
+    return jax.jit(step, donate_argnums=0, in_shardings=(placement.state, placement.rows),
+                   out_shardings=(placement.state, replicated))
