@@ -61,7 +61,7 @@ def test_loss_terms_match_numpy_cross_entropy_on_targets_only(tmp_path, tied):
     assert (model.lm_head is None) == tied
     batch = sft_batch(random_rows(0, [(3, 4), (5, 1), (2, 6)]), 9, left=(1,))
     logits = np.asarray(model(jnp.asarray(batch["input_ids"]), jnp.asarray(batch["attention_mask"])))
-    nll, count = sft_loss_terms(model, {k: jnp.asarray(v) for k, v in batch.items()})
+    nll, count, _ = sft_loss_terms(model, {k: jnp.asarray(v) for k, v in batch.items()})
     expected, n = 0.0, 0
     for b in range(logits.shape[0]):
         for t in range(1, logits.shape[1]):
