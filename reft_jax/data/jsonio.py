@@ -13,16 +13,20 @@ def read_jsonl(path: pathlib.Path) -> list[tuple[int, dict]]:
     rows = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON line: {e.msg} (column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            rows.append((lineno, obj))
+            if line.strip():
+                rows.append((lineno, parse_object(line, f"{path}:{lineno}")))
     return rows
+
+
+def parse_object(line: str, where: str) -> dict:
+    """One JSON object from a line; an error names `where` (file:line)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: malformed JSON line: {e.msg} (column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def read_json_array(path: pathlib.Path) -> list[dict]:
