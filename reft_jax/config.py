@@ -84,6 +84,19 @@ def default_config() -> ml_collections.ConfigDict:
     c.reft.value_clip = 0.2
     c.reft.vf_coef = 5.0
     c.reft.partial_reward = 0.1  # 0 disables
+    c.reft.minibatch_size = 0  # rows per PPO update; 0 = the whole rollout batch (the paper)
+    c.reft.grad_accum = 1  # micro-batches per update (memory), same update
+    c.reft.ref_dtype = ""  # the frozen reference's dtype; "" = model.dtype (bfloat16 halves it)
+    c.reft.save_every_steps = 50  # iterations between checkpoints (and at every epoch end)
+    c.reft.keep_checkpoints = 3
+    c.reft.stop_after_step = 0  # >0: save and exit cleanly after this iteration; 0 = off
+    # Options beyond the paper, off by default:
+    c.reft.kl_estimator = "k1"  # or "k3" (exp(ref - logp) - (ref - logp) - 1, never negative)
+    c.reft.advantage = "gae"  # or "grpo" / "rloo": critic-free, scores compared within a question
+    c.reft.entropy_coef = 0.0  # > 0: an entropy bonus in the loss
+    c.reft.adaptive_kl = False  # True: Ziegler et al.'s controller steers kl_coef to kl_target
+    c.reft.kl_target = 6.0  # per-sequence KL the adaptive controller aims at
+    c.reft.kl_horizon = 10000
 
     c.eval = ml_collections.ConfigDict()
     c.eval.max_new_tokens = 400

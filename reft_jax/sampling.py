@@ -19,11 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM, KVCache
 from reft_jax.models.layers import on_cpu
 from reft_jax.packing import PackedPrompts, pack_prompts
+from reft_jax.parallel import BATCH_AXES, put_global, rows_per_batch_multiple
+from reft_jax.parallel.hosts import to_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +141,14 @@ class _LoopState(NamedTuple):
 
 
 def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
-              settings: SamplingSettings, eos_id: int, pad_id: int):
+              settings: SamplingSettings, eos_id: int, pad_id: int, rows_sharding=None):
     model = nnx.merge(graphdef, state)
+
+    def on_rows(tree):  # keep every per-row array split over the mesh's batch axes
+        if rows_sharding is None:
+            return tree
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, rows_sharding), tree)
+
     blocks = model.trunk.layer_blocks(out_major=on_cpu() and cache.batch >= OUT_MAJOR_MIN_ROWS)
     prompt_mask = packed.prompt_mask
     prompt_len = prompt_mask.shape[1]
@@ -159,8 +168,8 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
     # into the donated buffers. Slots past the prompt are masked until a token fills them.
     repeat = lambda x, axis=0: jnp.repeat(x, settings.num_samples, axis=axis)
     fill = lambda full, part: full.at[:, :, :prompt_len].set(repeat(part))
-    cache = KVCache(tuple(map(fill, cache.k, prefill_cache.k)),
-                    tuple(map(fill, cache.v, prefill_cache.v)))
+    cache = on_rows(KVCache(tuple(map(fill, cache.k, prefill_cache.k)),
+                            tuple(map(fill, cache.v, prefill_cache.v))))
     rows, steps = cache.batch, settings.max_new_tokens
     key_mask = jnp.zeros((rows, cache.length), jnp.int32).at[:, :prompt_len].set(repeat(prompt_mask))
     next_pos, limits = repeat(jnp.sum(prompt_mask, axis=-1)), repeat(row_limits)
@@ -170,12 +179,12 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
         token = choose_tokens(logits, sub, settings)
         return token, token_logprobs(logits, token), rng
 
-    first_token, first_logp, rng = draw(repeat(first_logits), rng)
+    first_token, first_logp, rng = draw(on_rows(repeat(first_logits)), rng)
     init = _LoopState(
-        step=jnp.zeros((), jnp.int32), token=first_token, logp=first_logp, cache=cache,
-        key_mask=key_mask, tokens=jnp.full((rows, steps), pad_id, jnp.int32),
-        mask=jnp.zeros((rows, steps), jnp.int32), logprobs=jnp.zeros((rows, steps), jnp.float32),
-        done=jnp.zeros((rows,), bool), rng=rng)
+        jnp.zeros((), jnp.int32), *on_rows((
+            first_token, first_logp, cache, key_mask, jnp.full((rows, steps), pad_id, jnp.int32),
+            jnp.zeros((rows, steps), jnp.int32), jnp.zeros((rows, steps), jnp.float32),
+            jnp.zeros((rows,), bool))), rng=rng)
 
     def cond(s: _LoopState):
         return (s.step < steps) & ~jnp.all(s.done)
@@ -191,19 +200,19 @@ def _generate(graphdef, state, cache, packed: PackedPrompts, row_limits, rng, *,
         out = model.forward(token[:, None], positions=(next_pos + s.step)[:, None], cache=s.cache,
                             cache_index=slot, key_mask=key_mask, blocks=blocks)
         next_token, next_logp, rng = draw(out.logits[:, 0], s.rng)
-        return _LoopState(
-            step=s.step + 1, token=next_token, logp=next_logp, cache=out.cache,
-            key_mask=key_mask, tokens=s.tokens.at[:, s.step].set(token),
-            mask=s.mask.at[:, s.step].set(alive.astype(jnp.int32)),
-            logprobs=s.logprobs.at[:, s.step].set(jnp.where(alive, s.logp, 0.0)),
-            done=done, rng=rng)
+        rows_state = on_rows((next_token, next_logp, out.cache, key_mask,
+                              s.tokens.at[:, s.step].set(token),
+                              s.mask.at[:, s.step].set(alive.astype(jnp.int32)),
+                              s.logprobs.at[:, s.step].set(jnp.where(alive, s.logp, 0.0)), done))
+        return _LoopState(s.step + 1, *rows_state[:4], *rows_state[4:], rng=rng)
 
     final = jax.lax.while_loop(cond, body, init)
     return final.cache, final.tokens, final.mask, final.logprobs
 
 
 _generate_jit = jax.jit(_generate, static_argnums=(0,),
-                        static_argnames=("settings", "eos_id", "pad_id"), donate_argnums=(2,))
+                        static_argnames=("settings", "eos_id", "pad_id", "rows_sharding"),
+                        donate_argnums=(2,))
 
 
 def bucket_length(n: int, multiple: int = 32) -> int:
@@ -218,12 +227,18 @@ class Sampler:
 
     Only the last call's buffer is kept: one per shape would hold a buffer for every prompt
     bucket an RL run meets (about 0.85 GB each for SmolLM2 at batch 64 in float32).
+
+    With a `mesh` the sample rows (and their cache) are split over its data x fsdp devices, each
+    device decoding its own rows with the parameters where they live; the row count must divide
+    by that many devices. Over several processes every process passes the same prompts and gets
+    every row back.
     """
 
     def __init__(self, eos_id: int, pad_id: int, max_length: int | None = None,
-                 bucket: int = 32, cache_dtype=None):
+                 bucket: int = 32, cache_dtype=None, mesh=None):
         self.eos_id, self.pad_id = int(eos_id), int(pad_id)
         self.max_length, self.bucket, self.cache_dtype = max_length, bucket, cache_dtype
+        self.mesh = mesh if mesh is not None and mesh.size > 1 else None
         self._cache: KVCache | None = None
 
     def __call__(self, model: CausalLM, prompts: Sequence[Sequence[int]], rng: jax.Array,
@@ -234,14 +249,31 @@ class Sampler:
         cache, self._cache = self._cache, None
         if cache is None or not cache.fits(model.config, rows, cache_len, self.cache_dtype):
             cache = None  # dropped before the new one is allocated
-            cache = KVCache.zeros(model.config, rows, cache_len, self.cache_dtype)
+            cache = self._new_cache(model.config, rows, cache_len)
         graphdef, state = nnx.split(model)
+        inputs, rows_sharding = (PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits)), None
+        if self.mesh is not None:
+            rows_sharding = NamedSharding(self.mesh, PartitionSpec(BATCH_AXES))
+            whole = NamedSharding(self.mesh, PartitionSpec())
+            inputs = jax.tree.map(lambda a: put_global(np.asarray(a), whole), (packed, limits))
+            rng = jax.random.wrap_key_data(put_global(np.asarray(jax.random.key_data(rng)), whole))
         cache, tokens, resp_mask, logprobs = _generate_jit(
-            graphdef, state, cache, PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits), rng,
-            settings=settings, eos_id=self.eos_id, pad_id=self.pad_id)
+            graphdef, state, cache, *inputs, rng, settings=settings, eos_id=self.eos_id,
+            pad_id=self.pad_id, rows_sharding=rows_sharding)
         self._cache = cache
-        resp_mask = np.asarray(resp_mask)
-        return SampleOutput(np.asarray(tokens), resp_mask, np.asarray(logprobs), resp_mask.sum(-1))
+        tokens, resp_mask, logprobs = to_host((tokens, resp_mask, logprobs))
+        return SampleOutput(tokens, resp_mask, logprobs, resp_mask.sum(-1))
+
+    def _new_cache(self, cfg, rows: int, length: int) -> KVCache:
+        if self.mesh is None:
+            return KVCache.zeros(cfg, rows, length, self.cache_dtype)
+        split = rows_per_batch_multiple(self.mesh)
+        if rows % split:
+            raise ReftError(f"{rows} sample rows do not split over the mesh's {split} data x fsdp "
+                            "devices")
+        sharding = NamedSharding(self.mesh, PartitionSpec(BATCH_AXES))
+        return jax.jit(lambda: KVCache.zeros(cfg, rows, length, self.cache_dtype),
+                       out_shardings=sharding)()
 
     def _pack(self, model, prompts, settings):
         if len(prompts) == 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from reft_jax.check import run_check
+from reft_jax.train.ppo import run_reft
 from reft_jax.train.sft import run_sft
 
 Stage = Callable[..., None]
@@ -16,7 +17,7 @@ Stage = Callable[..., None]
 STAGES: dict[str, Stage | None] = {
     "check": run_check,  # load the model and tokenizer, run them once, report
     "sft": run_sft,  # supervised warm-up
-    "reft": None,  # PPO on sampled reasoning
+    "reft": run_reft,  # PPO on sampled reasoning
     "eval": None,  # greedy, voting and reranking accuracy
 }
 

@@ -44,6 +44,15 @@ def load_pretrained(source: str | pathlib.Path, dtype: Any = "float32",
     return _load_folder(path, dtype_name, param_name)
 
 
+def load_tokenizer(source: str | pathlib.Path):
+    """The tokenizer of a model source, prepared as `load_pretrained` prepares it, without
+    reading any weights."""
+    path = _resolve_source(source)
+    if path.is_file():
+        return _prepare_tokenizer(GGUFFile(path).tokenizer(), path)
+    return _tokenizer(path)
+
+
 def _resolve_source(source) -> pathlib.Path:
     path = pathlib.Path(source).expanduser()
     if path.exists():

@@ -38,12 +38,12 @@ class ClassifierHead(nnx.Module):
 
 
 class PolicyWithValue(nnx.Module):
-    """ReFT's actor-critic: a causal LM and a value head on its trunk."""
+    """ReFT's actor-critic: a causal LM and a value head on its trunk's last hidden state.
+
+    Trunk and head train together under one optimizer; exporting the policy writes `lm` alone.
+    `reft_jax.train.ppo_step.response_terms` reads both from one trunk pass.
+    """
 
     def __init__(self, lm: CausalLM, *, rngs: nnx.Rngs):
         self.lm = lm
         self.value_head = ValueHead(lm.config, rngs=rngs)
-
-    def __call__(self, input_ids, attention_mask=None) -> tuple[jax.Array, jax.Array]:
-        out = self.lm.forward(input_ids, attention_mask=attention_mask)
-        return out.logits, self.value_head(out.hidden)

@@ -47,6 +47,29 @@ def token_log_probs(hidden: jax.Array, head: jax.Array, targets: jax.Array, *,
     return out.reshape(-1)[:n].reshape(lead)
 
 
+def token_entropies(hidden: jax.Array, head: jax.Array, *, vocab_axis: int,
+                    chunk: int = DEFAULT_CHUNK) -> jax.Array:
+    """float32 entropy of softmax(hidden · head) per token, for an entropy bonus.
+
+    Chunks as `token_log_probs` does; each chunk is rematerialised in the backward pass, so only
+    one chunk's (chunk, vocab) logits live at a time there too.
+    """
+    lead = hidden.shape[:-1]
+    flat_h = hidden.reshape(-1, hidden.shape[-1])
+    n = flat_h.shape[0]
+    chunk = max(1, min(chunk, n))
+    flat_h = jnp.pad(flat_h, ((0, -n % chunk), (0, 0)))
+    head = head.astype(hidden.dtype)
+
+    @jax.checkpoint
+    def one(h):
+        log_p = jax.nn.log_softmax(_logits(h, head, vocab_axis), axis=-1)
+        return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+    out = jax.lax.map(one, flat_h.reshape(-1, chunk, flat_h.shape[-1]))
+    return out.reshape(-1)[:n].reshape(lead)
+
+
 def _logits(h: jax.Array, head: jax.Array, vocab_axis: int) -> jax.Array:
     """(C, V) float32 logits of one chunk of hidden states (C, E)."""
     contract = 1 - vocab_axis  # head's embedding axis

@@ -21,7 +21,7 @@ from flax import nnx
 from reft_jax.models.config import ModelConfig, resolve_dtype
 from reft_jax.models.layers import (MLP, Attention, Dense, Norm, normal, on_cpu, param,
                                     rope_tables)
-from reft_jax.models.token_log_probs import DEFAULT_CHUNK, token_log_probs
+from reft_jax.models.token_log_probs import DEFAULT_CHUNK, token_entropies, token_log_probs
 
 
 class KVCache(NamedTuple):
@@ -212,6 +212,19 @@ class CausalLM(nnx.Module):
         if self.lm_head is None:
             return token_log_probs(hidden, self.trunk.embed[...], targets, vocab_axis=0, chunk=chunk)
         return token_log_probs(hidden, self.lm_head.kernel[...], targets, vocab_axis=1, chunk=chunk)
+
+    def token_entropies(self, hidden: jax.Array, chunk: int = DEFAULT_CHUNK) -> jax.Array:
+        """float32 entropy of the next-token distribution at each position, chunked."""
+        if self.lm_head is None:
+            return token_entropies(hidden, self.trunk.embed[...], vocab_axis=0, chunk=chunk)
+        return token_entropies(hidden, self.lm_head.kernel[...], vocab_axis=1, chunk=chunk)
+
+    def next_token_log_probs(self, hidden: jax.Array, input_ids: jax.Array, start: int = 0,
+                             chunk: int = DEFAULT_CHUNK) -> jax.Array:
+        """log p(input_ids[:, t + 1] | input_ids[:, :t + 1]) for t = start .. length - 2, shape
+        (batch, length - 1 - start): the one place that owns the t -> t + 1 shift, for SFT's
+        targets and for the policy's and reference's response tokens alike."""
+        return self.token_log_probs(hidden[:, start:-1], input_ids[:, start + 1:], chunk=chunk)
 
     def forward(self, input_ids, *, attention_mask=None, positions=None, cache=None,
                 cache_index=0, key_mask=None, blocks=None, segment_ids=None) -> DecoderOutput:

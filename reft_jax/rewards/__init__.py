@@ -4,7 +4,8 @@ Plain host code: imports nothing from models, training or jax. See README.md in 
 """
 
 from reft_jax.rewards.answers import extract_choice, extract_nl, from_program, gold_answer, is_correct
-from reft_jax.rewards.reward import RewardConfig, complete_program, extract_answers, reward_fn, score
+from reft_jax.rewards.reward import (Judged, RewardConfig, complete_program, extract_answers, judge,
+                                     reward_fn, score)
 from reft_jax.rewards.sandbox import (
     DEFAULT_TIMEOUT,
     SandboxError,
@@ -16,6 +17,7 @@ from reft_jax.rewards.sandbox import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Judged",
     "RewardConfig",
     "SandboxError",
     "SandboxPool",
@@ -28,6 +30,7 @@ __all__ = [
     "from_program",
     "gold_answer",
     "is_correct",
+    "judge",
     "reward_fn",
     "run_programs",
     "score",

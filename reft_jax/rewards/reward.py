@@ -10,6 +10,7 @@ as for a wrong answer. ``choice_partial_reward`` sets the MCQ value separately (
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from reft_jax.data.prompts import program_header
 from reft_jax.data.records import CHOICE, NL, STYLES, DataError, Example
@@ -66,13 +67,30 @@ def score(pred: Answer | None, example: Example, config: RewardConfig) -> float:
     return partial if pred is not None else 0.0
 
 
+class Judged(NamedTuple):
+    """What the host learns from one completion."""
+
+    reward: float  # the ReFT reward: 1, the partial reward, or 0
+    correct: bool  # the extracted answer matches the gold one
+    extractable: bool  # an answer could be extracted at all
+    answer: Answer | None
+
+
+def judge(
+    completions: list[str], examples: list[Example], style: str, config: RewardConfig | None = None,
+    pool: SandboxPool | None = None,
+) -> list[Judged]:
+    """Reward, correctness and extractability of each completion, from one extraction pass."""
+    config = config if config is not None else RewardConfig()
+    preds = extract_answers(completions, examples, style, timeout=config.timeout, pool=pool)
+    return [Judged(score(p, ex, config), is_correct(p, ex), p is not None, p)
+            for p, ex in zip(preds, examples)]
+
+
 def reward_fn(
     completions: list[str], examples: list[Example], style: str, config: RewardConfig | None = None,
     pool: SandboxPool | None = None,
 ) -> list[float]:
     """One reward per completion (``style`` ``"nl"`` or ``"program"``; a program completion is the
     text after the prompt, header excluded)."""
-    config = config if config is not None else RewardConfig()
-    preds = extract_answers(completions, examples, style, timeout=config.timeout, pool=pool)
-    return [score(p, ex, config) for p, ex in zip(preds, examples)]
-
+    return [j.reward for j in judge(completions, examples, style, config, pool)]

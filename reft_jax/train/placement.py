@@ -44,6 +44,15 @@ class Placement:
                             f"which do not split over the mesh's {split} data x fsdp devices")
         return cls(mesh, train_state_shardings(model, state, mesh), batch_sharding(mesh, 1))
 
+    def rows_at(self, axis: int) -> NamedSharding:
+        """Arrays whose `axis` holds batch rows, split over data x fsdp."""
+        return batch_sharding(self.mesh, axis)
+
+    def put_rows(self, arrays: dict[str, np.ndarray], axis: int = 0) -> dict[str, jax.Array]:
+        """Host arrays that every process holds whole, rows (along `axis`) split over devices."""
+        sharding = self.rows_at(axis)
+        return {key: put_global(np.asarray(value), sharding) for key, value in arrays.items()}
+
     def put_state(self, state: TrainState) -> TrainState:
         return jax.device_put(state, self.state)
 
