@@ -8,6 +8,7 @@ non-finite loss stops the run with an error and leaves the last good checkpoint 
 
 from __future__ import annotations
 
+import json
 import pathlib
 import time
 
@@ -28,6 +29,22 @@ from reft_jax.train.validation import evaluate_split, test_examples, train_and_v
 def epoch_folder(workdir: pathlib.Path, epoch: int) -> pathlib.Path:
     """Where the model after `epoch` (1-based) is exported; name it as the ReFT warm-up start."""
     return workdir / "sft" / f"epoch_{epoch}"
+
+
+def write_best(stage_dir: pathlib.Path, epoch: int, result: dict | None) -> None:
+    """`best.json`: the epoch with the best validation accuracy so far (the latest when there is
+    no validation split), which later stages and `stages=eval` read as "the SFT model"."""
+    record = {"epoch": epoch, "folder": f"epoch_{epoch}",
+              "validation_accuracy": None if result is None else result["accuracy"]}
+    (stage_dir / "best.json").write_text(json.dumps(record) + "\n")
+
+
+def best_epoch_folder(workdir: pathlib.Path) -> pathlib.Path | None:
+    """The SFT epoch folder chosen on validation, or None before any epoch ended."""
+    path = workdir / "sft" / "best.json"
+    if not path.exists():
+        return None
+    return workdir / "sft" / json.loads(path.read_text())["folder"]
 
 
 def run_sft(config, log=print) -> pathlib.Path:
@@ -76,12 +93,18 @@ def run_sft(config, log=print) -> pathlib.Path:
             result = evaluate_split(config, model, tokenizer, split_examples, c.max_length)
             if result is not None:
                 loop.metrics.write(loop.position.step, kind, result)
+            return result
 
         def end_of_epoch(state, epoch):
             whole = gathered_model(graphdef, state)  # gathered once for export and eval
             if primary:
                 save_pretrained(whole, tokenizer, epoch_folder(workdir, epoch))
-            evaluate("validation", validation, whole)
+            result = evaluate("validation", validation, whole)
+            accuracy = result["accuracy"] if result is not None else 0.0
+            if accuracy > loop.extra.get("best_accuracy", -1.0) or result is None:
+                loop.extra.update(best_accuracy=accuracy, best_epoch=epoch)
+                if primary:
+                    write_best(stage_dir, epoch, result)
 
         state = loop.start(state)
         log(f"sft: {len(encoded)} training examples, {len(validation)} validation, "
