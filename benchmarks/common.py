@@ -100,6 +100,18 @@ def gsm8k_prompts(n: int) -> list[str]:
     return ["Question:\n" + json.loads(x)["question"].strip() + "\nAnswer reasoning:\n" for x in lines]
 
 
+def cpu_model() -> str:
+    """The CPU's model name as lscpu prints it: ratios move with the CPU, so every result names it."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown CPU"
+    line = next((x for x in out.splitlines() if x.startswith("Model name:")), "")
+    return line.split(":", 1)[1].strip() if line else "unknown CPU"
+
+
 def on_gpu() -> bool:
     import jax
 

@@ -11,6 +11,7 @@ reference is a frozen copy of the warm-up checkpoint in `reft.ref_dtype`.
 from __future__ import annotations
 
 import pathlib
+import time
 
 import jax
 import numpy as np
@@ -89,6 +90,7 @@ class PPOLearner:
 
     def learn(self, state: TrainState, rollout: Rollout, position: Position):
         r, placement = self.config.reft, self.run.placement
+        start = time.perf_counter()
         arrays = rollout.arrays()
         scores = rollout.scores
         inputs, pass_metrics = self.rollout_pass(
@@ -96,6 +98,8 @@ class PPOLearner:
             placement.put_rows({"scores": scores})["scores"], np.float32(self.kl.value))
         batch = {**arrays, **to_host(inputs)}
         pass_metrics = {k: float(v) for k, v in to_host(pass_metrics).items()}
+        pass_metrics["time_no_grad"] = time.perf_counter() - start
+        start = time.perf_counter()
         rows, size = len(scores), minibatch_rows(self.config)
         totals: dict[str, float] = {}
         updates = 0
@@ -117,12 +121,16 @@ class PPOLearner:
                     return state, {**pass_metrics, "finite": 0.0}
         averaged = {k: (v / updates if k != "first_approx_kl" else v) for k, v in totals.items()}
         averaged["finite"] = 1.0
+        averaged["time_update"] = time.perf_counter() - start
         averaged["kl_coef"] = self.kl.value
         self.kl.update(pass_metrics["kl"], rows)
-        self.run.loop.extra["kl_coef"] = self.kl.state_dict()
         return state, {**pass_metrics, **averaged}
 
+    def extra(self) -> dict:
+        return {"kl_coef": self.kl.state_dict()}
 
-def run_reft(config, log=print) -> pathlib.Path:
-    """`stages=reft`: PPO from the warm-up checkpoint; outputs under `<workdir>/reft/`."""
-    return run_rl_stage(config, PPOLearner(config), log)
+
+def run_reft(config, log=print, **kwargs) -> pathlib.Path:
+    """`stages=reft`: PPO from the warm-up checkpoint; outputs under `<workdir>/reft/` (metrics,
+    checkpoints, `best` chosen on validation, `last`)."""
+    return run_rl_stage(config, PPOLearner(config), log, **kwargs)

@@ -28,7 +28,7 @@ from reft_jax.models import load_pretrained, save_pretrained
 from reft_jax.models.checkpoints import load_tokenizer
 from reft_jax.parallel.hosts import is_primary
 from reft_jax.rewards import RewardConfig, SandboxPool, judge
-from reft_jax.rl.rollout import Rollout, collect
+from reft_jax.rl.rollout import Judge, Rollout, collect
 from reft_jax.sampling import Sampler, SamplingSettings
 from reft_jax.train.logging import plot_metrics
 from reft_jax.train.loop import LoopSettings, Position, RunLoop
@@ -82,6 +82,9 @@ class Learner(Protocol):
     def resume(self, extra: dict) -> None:
         """Take back the learner's own resumable values (say, an adaptive KL coefficient)."""
 
+    def extra(self) -> dict:
+        """The learner's own resumable values, saved with every checkpoint."""
+
     def learn(self, state: TrainState, rollout: Rollout, position: Position) -> tuple[TrainState, dict]:
         """Update the state from one judged rollout; metrics include `finite`."""
 
@@ -104,7 +107,16 @@ class RLRun:
     loop: RunLoop | None = None
 
 
-def run_rl_stage(config, learner: Learner, log=print) -> pathlib.Path:
+def answer_judge(config, pool: SandboxPool | None) -> Judge:
+    """The paper's reward: the final answer against the gold one (1 / partial / 0)."""
+    reward_config = RewardConfig(partial_reward=config.reft.partial_reward,
+                                 timeout=config.eval.program_timeout)
+    return lambda texts, rows: judge(texts, rows, config.data.style, reward_config, pool)
+
+
+def run_rl_stage(config, learner: Learner, log=print, make_judge=answer_judge) -> pathlib.Path:
+    """Run an on-policy stage; `make_judge(config, pool)` builds the reward (the paper's by
+    default; tests and task-specific rewards pass their own)."""
     r, d = config.reft, config.data
     primary = is_primary()
     log = log if primary else (lambda *_: None)
@@ -117,6 +129,7 @@ def run_rl_stage(config, learner: Learner, log=print) -> pathlib.Path:
     if config.model.remat:
         lm.config = lm.trunk.config = lm.config.replace(remat=True)
     train, validation = train_and_validation(config)
+    test = test_examples(config)  # read now: a dataset without a test split fails before work
     steps_per_epoch = len(train) // r.rollout_batch
     if steps_per_epoch == 0:
         raise ReftError(f"config.reft.rollout_batch={r.rollout_batch} is larger than the "
@@ -136,8 +149,7 @@ def run_rl_stage(config, learner: Learner, log=print) -> pathlib.Path:
     sampling = SamplingSettings(max_new_tokens=r.max_length - 1, temperature=r.temperature,
                                 top_k=r.top_k, top_p=r.top_p, num_samples=r.samples_per_question)
     pool = SandboxPool(timeout=config.eval.program_timeout) if d.style == PROGRAM else None
-    reward_config = RewardConfig(partial_reward=r.partial_reward, timeout=config.eval.program_timeout)
-    judge_fn = lambda texts, rows: judge(texts, rows, d.style, reward_config, pool)
+    judge_fn = make_judge(config, pool)
     settings = LoopSettings(learner.stage, r.epochs, steps_per_epoch, r.save_every_steps,
                             r.keep_checkpoints, r.stop_after_step)
     identity = {"seed": config.seed, "steps_per_epoch": steps_per_epoch, "warmup": str(warmup)}
@@ -153,6 +165,7 @@ def run_rl_stage(config, learner: Learner, log=print) -> pathlib.Path:
                           judge_fn, d.chat_template, r.max_prompt_length)
         learn_start = time.perf_counter()
         state, metrics = learner.learn(state, rollout, position)
+        run.loop.extra.update(learner.extra())
         lengths = rollout.mask.sum(-1)
         metrics.update(
             score=float(rollout.scores.mean()), accuracy=float(rollout.correct.mean()),
@@ -187,7 +200,9 @@ def run_rl_stage(config, learner: Learner, log=print) -> pathlib.Path:
             state, finished = loop.run(state, iteration, end_of_epoch)
             if not finished:
                 return stage_dir
-            test = test_examples(config)
+            last = language_model(gathered_model(graphdef, state))
+            if primary:
+                save_pretrained(last, tokenizer, stage_dir / "last")
             chosen, _ = load_pretrained(best, dtype=config.model.dtype,
                                         param_dtype=config.model.param_dtype)
             result = evaluate_split(config, chosen, tokenizer, test, r.max_length)

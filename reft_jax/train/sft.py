@@ -62,6 +62,7 @@ def run_sft(config, log=print) -> pathlib.Path:
     if config.model.remat:  # recompute layers in the backward pass: less memory, more time
         model.config = model.trunk.config = model.config.replace(remat=True)
     train, validation = train_and_validation(config)
+    test = test_examples(config)  # read now: a dataset without a test split fails before work
     encoded = encode_all(train, tokenizer, d.style, c.max_length, d.chat_template, log)
     batches = SFTBatches(encoded, c.batch_size, c.grad_accum, config.seed, tokenizer.pad_token_id)
     total_steps = c.epochs * batches.steps_per_epoch
@@ -112,7 +113,7 @@ def run_sft(config, log=print) -> pathlib.Path:
         state, finished = loop.run(state, train_step, end_of_epoch)
         if not finished:
             return stage_dir
-        evaluate("test", test_examples(config), gathered_model(graphdef, state))
+        evaluate("test", test, gathered_model(graphdef, state))
         step = loop.position.step
     if not primary:
         return stage_dir

@@ -1,0 +1,66 @@
+"""The PPO stage across devices and processes: one iteration on 4 CPU devices (several meshes, in
+a child process, since XLA fixes the device count at start-up) and on two processes of two
+devices each must match one device."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from safetensors.numpy import load_file
+
+from tests.conftest import REPO
+from tests.test_train_reft import write_splits
+from tests.test_train_sft_stage import make_config
+
+from tests.tiny_hf import save_tiny
+
+pytestmark = pytest.mark.slow
+
+
+def one_iteration_config(root: pathlib.Path, workdir: pathlib.Path):
+    """One PPO iteration (8 training questions x 2 samples) from root's warm-up checkpoint."""
+    config = make_config(workdir.parent, root / "tiny", root / "data")
+    config.workdir = str(workdir)
+    config.reft.warmup_checkpoint = str(root / "warm" / "sft" / "epoch_1")
+    config.reft.epochs = 1
+    config.reft.rollout_batch = 8
+    config.reft.samples_per_question = 2
+    config.reft.max_length = 14
+    config.reft.learning_rate = 1e-3
+    config.eval.max_new_tokens = 4
+    return config
+
+
+def final_params(config):
+    return load_file(pathlib.Path(config.workdir) / "reft" / "last" / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """A warm-up checkpoint and the one-device PPO iteration every layout must reproduce."""
+    from reft_jax.train.ppo import run_reft
+    from reft_jax.train.sft import run_sft
+
+    root = tmp_path_factory.mktemp("rl_parallel")
+    save_tiny(root / "tiny", "llama", hidden_size=64, intermediate_size=128)
+    write_splits(root / "data", n=10)  # 8 for training, 2 for validation
+    warm = make_config(root, root / "tiny", root / "data", epochs=1, batch_size=4)
+    warm.workdir = str(root / "warm")
+    run_sft(warm, log=lambda *_: None)
+    run_reft(one_iteration_config(root, root / "single"), log=lambda *_: None)
+    return root
+
+
+def test_one_iteration_on_four_cpu_devices(single):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               REFT_TEST_RL_DIR=str(single))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         "tests/multi_device_rl_cases.py"], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=1200)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "skipped" not in result.stdout.splitlines()[-1], result.stdout[-3000:]
