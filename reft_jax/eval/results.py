@@ -20,6 +20,7 @@ import pathlib
 from typing import Iterable, Sequence
 
 from reft_jax.data.jsonio import field, parse_object, read_jsonl
+from reft_jax.eval.chains import chain_columns
 from reft_jax.eval.voting import pass_at_k, voting_accuracy_at_k
 
 Key = tuple[str, str]  # (model, question id)
@@ -71,6 +72,7 @@ def summarize(records: Sequence[dict], k: int) -> list[dict]:
             "pass@k": _mean_pass_at_k(recs, k),
             "extractable": _percent([r["greedy"]["answer"] is not None for r in recs]),
             "n_questions": len(recs),
+            **(chain_columns(recs) or {}),
         })
     return rows
 
@@ -79,8 +81,10 @@ def format_table(rows: Sequence[dict], k: int) -> str:
     """A plain-text table like the paper's: one line per model, a dash where a value is None."""
     columns = [("Top-1", "top1"), (f"Voting@{k}", "voting"), (f"Rerank@{k}", "rerank"),
                (f"pass@{k}", "pass@k"), ("extractable", "extractable")]
+    if any("valid_chain" in row for row in rows):  # tasks whose chains can be checked
+        columns += [("valid chain", "valid_chain"), ("other path", "other_path")]
     header = ["model"] + [title for title, _ in columns]
-    body = [[row["model"]] + ["-" if row[key] is None else f"{row[key]:.2f}" for _, key in columns]
+    body = [[row["model"]] + ["-" if row.get(key) is None else f"{row[key]:.2f}" for _, key in columns]
             for row in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     return "\n".join(
