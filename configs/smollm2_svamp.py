@@ -9,7 +9,7 @@ from reft_jax.config import default_config
 
 def get_config():
     c = default_config()
-    c.workdir = "runs/quickstart"
+    c.workdir = "runs/smollm2_svamp"
     c.stages = "sft"
     c.model.source = "../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf"
     c.data.dataset = "svamp"

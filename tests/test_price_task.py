@@ -199,12 +199,13 @@ def test_program_answer_is_what_solution_returns():
 
 def test_tokenizer_vocabulary_is_small_with_one_token_per_digit(tokenizer):
     vocab = tokenizer.get_vocab()
-    assert len(tokenizer) < 64
+    assert len(tokenizer) < 100
     assert [vocab[t] for t in ("<pad>", "<s>", "</s>", "<unk>")] == [0, 1, 2, 3]
     assert tokenizer.eos_token_id == 2 and tokenizer.pad_token_id == 0
     assert all(str(d) in vocab for d in range(10))
     ids = tokenizer("030 + 018", add_special_tokens=False)["input_ids"]
-    assert tokenizer.convert_ids_to_tokens(ids) == ["0", "3", "0", " ", "+", " ", "0", "1", "8"]
+    # one space rides with the piece after it; digits stay one token each
+    assert tokenizer.convert_ids_to_tokens(ids) == ["0", "3", "0", " +", " 0", "1", "8"]
     assert tokenizer("zebra", add_special_tokens=False)["input_ids"] == [3]
 
 

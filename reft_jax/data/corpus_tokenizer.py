@@ -7,9 +7,11 @@ because the answer extractor reads ``Therefore, the answer is: 198``, the chain 
 ``030 + 018 = 048 ;``, and P-CoT programs need their newlines and 4-space indentation to run. The
 decoder therefore just concatenates the tokens; no clean-up of spaces.
 
-Pieces (one regex, each match one token): a newline, a run of spaces or tabs, a single digit, a run
-of letters (or underscores), any other single character. Text with a piece outside the corpus
-encodes to ``<unk>``.
+Pieces (one regex, each match one token): a newline; a single digit, a run of letters (or
+underscores) or any other single character, each with the one space before it if there is one
+(as GPT-2's " word" tokens: a chain like ``030 + 018 = 048 ;`` is 12 tokens instead of 17, and
+sequences a third shorter train and sample a third faster); a run of spaces or tabs left over
+(indentation). Text with a piece outside the corpus encodes to ``<unk>``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from reft_jax.data.records import Example
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3
-PIECES = r"\n|[ \t]+|\d|[^\W\d]+|[^\w\s]|\s"
+PIECES = r"\n| ?\d| ?[^\W\d]+| ?[^\w\s]|[ \t]+|\s"
 
 
 def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
