@@ -19,10 +19,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file
 
 
 def run(config) -> None:
+    from reft_jax.init_stage import resolve_model_source
     from reft_jax.parallel.hosts import initialize
     from reft_jax.stages import STAGES, describe
 
     initialize(config.distributed)  # before anything asks JAX about devices
+    resolve_model_source(config)
     names = validate(config, STAGES)
     missing = [n for n in names if STAGES[n] is None]
     print(f"stages: {describe()}")

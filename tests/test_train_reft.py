@@ -21,10 +21,7 @@ from tests.test_train_sft_stage import make_config, write_dataset
 
 def write_splits(folder, n):
     """A dataset folder: train.jsonl with n records and a small test.jsonl."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_dataset(folder / "test.jsonl", n=4)
-    write_dataset(folder / "train.jsonl", n=n)
-    return folder
+    return write_dataset(folder / "train.jsonl", n=n, n_test=4)
 from tests.tiny_hf import save_tiny
 
 pytestmark = pytest.mark.slow
@@ -146,7 +143,8 @@ def test_degenerate_rollouts_stay_finite(tmp_path, warm, case):
     for r in records:
         assert all(np.isfinite(v) for k, v in r.items() if k != "kind"), r
     if case != "no reward, no validation":
-        assert all(r["truncated"] == 1.0 and r["response_length"] == 1.0 for r in records)
+        # one token each; it stopped the row by the limit unless it happened to be EOS
+        assert all(r["response_length"] == 1.0 and r["truncated"] > 0.8 for r in records)
     assert (pathlib.Path(config.workdir) / "reft" / "best" / "model.safetensors").exists()
 
 
@@ -192,3 +190,27 @@ def test_bad_setups_fail_before_any_work(tmp_path, warm):
             run_reft(config, log=lambda *_: None)
     assert not (tmp_path / "run" / "reft" / "checkpoints").exists() or not any(
         (tmp_path / "run" / "reft" / "checkpoints").iterdir())
+
+
+def test_offline_self_training_keeps_distinct_correct_samples_and_trains(tmp_path, warm):
+    from reft_jax.data.records import Example
+    from reft_jax.train.offline_sl import correct_sequences, run_offline_sl
+    from tests.tiny_hf import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    question = Example("q1", "w5 w6", "3")
+    samples = {"q1": [{"text": "w7 w8", "correct": True}, {"text": "w9", "correct": False},
+                      {"text": "w10", "correct": True}, {"text": "w11", "correct": True}]}
+    seqs = correct_sequences([question], samples, tok, "nl", False, max_correct=2)
+    prompt = tok("Question:\nw5 w6\nAnswer reasoning:\n", add_special_tokens=False)["input_ids"]
+    w = tok.convert_tokens_to_ids
+    assert [s.ids for s in seqs] == [tuple(prompt + [w("w7"), w("w8"), 2]),
+                                     tuple(prompt + [w("w10"), 2])]
+    assert all(s.target_start == len(prompt) for s in seqs)
+
+    config = rl_config(tmp_path, warm)
+    config.offline.samples_per_question, config.offline.epochs = 2, 1
+    run_offline_sl(config, log=lambda *_: None)
+    stage = pathlib.Path(config.workdir) / "offline_sl"
+    assert (stage / "epoch_1" / "model.safetensors").exists() and (stage / "best.json").exists()
+    assert (stage / "samples" / "samples.jsonl").read_text().count("\n") == 16  # every question

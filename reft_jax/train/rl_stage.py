@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from reft_jax.data.price_task import check_chain
 from reft_jax.data.records import PROGRAM
 from reft_jax.errors import ReftError
 from reft_jax.models import load_pretrained, save_pretrained
@@ -33,6 +34,7 @@ from reft_jax.sampling import Sampler, SamplingSettings
 from reft_jax.train.logging import plot_metrics
 from reft_jax.train.loop import LoopSettings, Position, RunLoop
 from reft_jax.train.placement import Placement
+from reft_jax.train.sft import best_epoch_folder, validation_ledger
 from reft_jax.train.state import TrainState, create_train_state, gathered_model, make_optimizer
 from reft_jax.train.validation import evaluate_split, test_examples, train_and_validation
 
@@ -42,6 +44,8 @@ def warmup_source(config) -> pathlib.Path:
     r = config.reft
     if r.warmup_checkpoint:
         path = pathlib.Path(r.warmup_checkpoint)
+    elif r.warmup_min_accuracy > 0:
+        path = first_good_epoch(pathlib.Path(config.workdir), r.warmup_min_accuracy)
     else:
         path = pathlib.Path(config.workdir) / "sft" / f"epoch_{r.warmup_epoch}"
     if not path.exists():
@@ -49,6 +53,23 @@ def warmup_source(config) -> pathlib.Path:
                         f"through epoch {r.warmup_epoch} first (config.reft.warmup_epoch), or set "
                         "config.reft.warmup_checkpoint to a Hugging Face folder")
     return path
+
+
+def first_good_epoch(workdir: pathlib.Path, threshold: float) -> pathlib.Path:
+    """The first evaluated SFT epoch whose validation accuracy reached `threshold` (RL started
+    right after SFT's jump learns; started before it, it stays near its start), else the best
+    epoch on validation."""
+    ledger = validation_ledger(workdir)
+    if not ledger:
+        raise ReftError(f"config.reft.warmup_min_accuracy needs the SFT run's validation record "
+                        f"{workdir / 'sft' / 'validation.json'}: run the sft stage first")
+    reached = [e for e, acc in sorted(ledger.items()) if acc is not None and acc >= threshold]
+    if reached:
+        return workdir / "sft" / f"epoch_{reached[0]}"
+    best = best_epoch_folder(workdir)
+    print(f"warning: no SFT epoch reached validation accuracy {threshold}; starting from the "
+          f"best one, {best}")
+    return best
 
 
 def check_same_tokenizer(warmup: pathlib.Path, tokenizer: Any, base_source: str) -> None:
@@ -114,9 +135,36 @@ def answer_judge(config, pool: SandboxPool | None) -> Judge:
     return lambda texts, rows: judge(texts, rows, config.data.style, reward_config, pool)
 
 
-def run_rl_stage(config, learner: Learner, log=print, make_judge=answer_judge) -> pathlib.Path:
-    """Run an on-policy stage; `make_judge(config, pool)` builds the reward (the paper's by
-    default; tests and task-specific rewards pass their own)."""
+def process_judge(config, pool: SandboxPool | None) -> Judge:
+    """An option for the synthetic price task (`reft.reward="process"`): reward 1 only when the
+    answer is right AND the chain is valid step by step (`price_task.check_chain`); a right
+    answer after wrong steps earns the partial reward, as a wrong answer does."""
+    if config.data.dataset != "price":
+        raise ReftError("config.reft.reward='process' checks price-task chains; it needs "
+                        f"config.data.dataset='price', not {config.data.dataset!r}")
+    answers = answer_judge(config, pool)
+    partial = config.reft.partial_reward
+
+    def judge_fn(texts, rows):
+        out = []
+        for j, text, ex in zip(answers(texts, rows), texts, rows):
+            valid = j.correct and check_chain(ex.question, text, config.data.style).valid
+            out.append(j._replace(reward=1.0 if valid else (partial if j.extractable else 0.0)))
+        return out
+
+    return judge_fn
+
+
+JUDGES = {"answer": answer_judge, "process": process_judge}
+
+
+def run_rl_stage(config, learner: Learner, log=print, make_judge=None) -> pathlib.Path:
+    """Run an on-policy stage; `make_judge(config, pool)` builds the reward (default: the one
+    `config.reft.reward` names; tests pass their own)."""
+    if make_judge is None:
+        if config.reft.reward not in JUDGES:
+            raise ReftError(f"config.reft.reward={config.reft.reward!r} is not one of {tuple(JUDGES)}")
+        make_judge = JUDGES[config.reft.reward]
     r, d = config.reft, config.data
     primary = is_primary()
     log = log if primary else (lambda *_: None)
