@@ -13,7 +13,7 @@ import pytest
 
 from reft_jax.errors import ReftError
 from reft_jax.train.ppo import run_reft
-from tests.test_parallel_rl import one_iteration_config, final_params
+from tests.test_parallel_rl import final_params, iteration_metrics, one_iteration_config
 
 pytestmark = pytest.mark.skipif(jax.device_count() != 4 or "REFT_TEST_RL_DIR" not in os.environ,
                                 reason="needs 4 devices (XLA_FLAGS) and the one-device run")
@@ -25,7 +25,11 @@ def test_one_ppo_iteration_on_a_mesh_equals_one_device(tmp_path, sizes):
     config = one_iteration_config(ROOT, tmp_path / "run")
     config.mesh.data, config.mesh.fsdp, config.mesh.tensor = sizes
     run_reft(config, log=lambda *_: None)
-    ours, want = final_params(config), final_params(one_iteration_config(ROOT, ROOT / "single"))
+    single = one_iteration_config(ROOT, ROOT / "single")
+    ours, want = iteration_metrics(config), iteration_metrics(single)
+    for key in want:  # the same samples, losses and gradient norm
+        np.testing.assert_allclose(ours[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    ours, want = final_params(config), final_params(single)
     assert ours.keys() == want.keys()
     for name in want:
         np.testing.assert_allclose(ours[name], want[name], atol=1e-5, err_msg=name)
