@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from reft_jax.data.batching import encode_prompt
+from reft_jax.data.records import Example
 from reft_jax.models import load_pretrained
 
 SAMPLE_QUESTION = ("Natalia sold clips to 48 of her friends in April, and then she sold half as "
@@ -24,8 +26,10 @@ def run_check(config, log=print) -> None:
         f"loaded in {time.perf_counter() - start:.1f}s on {jax.devices()[0].platform}")
     log(f"tokenizer: vocab {len(tokenizer)}, eos {tokenizer.eos_token_id}, "
         f"pad {tokenizer.pad_token_id}")
-    prompt = "Question:\n" + SAMPLE_QUESTION + "\nAnswer reasoning:\n"
-    ids = jnp.asarray(tokenizer(prompt, return_tensors="np")["input_ids"])
+    # The prompt exactly as a rollout builds it (style, chat template, P-CoT header included).
+    example = Example(id="check_0", question=SAMPLE_QUESTION, answer="72")
+    prompt = encode_prompt(example, tokenizer, config.data.style, config.data.chat_template)
+    ids = jnp.asarray([prompt])
     logits = np.asarray(jax.jit(lambda m, x: m(x))(model, ids))[0, -1]
     top = np.argsort(-logits)[:5]
     log("next-token candidates after the sample prompt: "

@@ -50,10 +50,19 @@ def test_logical_axes_map_to_mesh_axes():
     assert logical_spec(("embed", "embed"), (64, 64), mesh) == P("fsdp", None)
 
 
-@pytest.mark.parametrize("sizes", MESHES)
-def test_sharded_steps_equal_one_device_and_split_the_work(tiny, sizes):
+# (mesh sizes, micro-batches): every layout with one micro-batch, two layouts accumulating
+CASES = [(sizes, 1) for sizes in MESHES] + [((2, 2, 1), 2), ((1, 2, 2), 4)]
+
+
+@pytest.mark.parametrize("sizes, accum", CASES, ids=[f"{s}x{a}" for s, a in CASES])
+def test_sharded_steps_equal_one_device_and_split_the_work(tiny, sizes, accum):
+    """Three steps on the mesh (the 8 rows as `accum` micro-batches) against three one-device
+    steps on the 8 rows at once: loss, token count, gradient norm (which Adam's update would hide
+    a uniformly scaled gradient from) and parameters."""
     model, _ = load_pretrained(tiny)
-    batch = stack(sft_batch(random_rows(0, [(3, 5), (2, 7), (4, 1), (6, 3)] * 2), 16, left=(1, 5)))
+    full = sft_batch(random_rows(0, [(3, 5), (2, 7), (4, 1), (6, 3)] * 2), 16, left=(1, 5))
+    rows = len(full["input_ids"]) // accum
+    micro = stack(*[{k: v[i * rows:(i + 1) * rows] for k, v in full.items()} for i in range(accum)])
     results = {}
     for name in ("one device", "mesh"):
         optimizer = constant_adamw(1e-3, weight_decay=0.1)
@@ -62,18 +71,24 @@ def test_sharded_steps_equal_one_device_and_split_the_work(tiny, sizes):
             mesh = make_mesh(*sizes)
             placement = Placement(mesh, train_state_shardings(model, state, mesh),
                                   batch_sharding(mesh, 1))
-            state, inputs = placement.put_state(state), placement.put_batch(batch)
-            step = make_sft_step(graphdef, optimizer, 1, placement)
+            state, inputs = placement.put_state(state), placement.put_batch(micro)
+            step = make_sft_step(graphdef, optimizer, accum, placement)
         else:
-            step, inputs = make_sft_step(graphdef, optimizer), batch
+            step, inputs = make_sft_step(graphdef, optimizer), stack(full)
         compiled = step.lower(state, inputs).compile()
         cost = compiled.cost_analysis()
         flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
+        history = []
         for _ in range(3):
             state, metrics = compiled(state, inputs)
-        results[name] = (flops, float(metrics["loss"]), state)
-    (one_flops, one_loss, one), (mesh_flops, mesh_loss, sharded) = results.values()
-    np.testing.assert_allclose(mesh_loss, one_loss, rtol=1e-5)
+            history.append({k: float(metrics[k]) for k in ("loss", "grad_norm", "tokens")})
+        results[name] = (flops, history, state)
+    (one_flops, one_history, one), (mesh_flops, mesh_history, sharded) = results.values()
+    for want, got in zip(one_history, mesh_history):
+        assert got["tokens"] == want["tokens"]
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
+        np.testing.assert_allclose(got["grad_norm"], want["grad_norm"], rtol=1e-5)
+    assert one_history[0]["grad_norm"] > 1.0  # clipped: a scaled gradient would move parameters too
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(sharded.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
     assert mesh_flops < 0.5 * one_flops  # each device does a share, not the whole step

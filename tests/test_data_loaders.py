@@ -111,7 +111,7 @@ def test_bad_choice_gold_and_unknown_sources(tmp_path):
         load_examples(path)
     with pytest.raises(DataError, match="neither a known name"):
         load_examples("no_such_dataset")
-    with pytest.raises(DataError, match="split must be"):
+    with pytest.raises(DataError, match=r"'svamp' has no 'validation' split \(it has: train, test\)"):
         load_examples("svamp", "validation")
     with pytest.raises(DataError, match="does not exist"):
         load_examples("mathqa", "train", data_dir=tmp_path)

@@ -100,3 +100,45 @@ def test_a_failed_build_warns_and_decoding_uses_xla(tmp_path, monkeypatch):
             assert not kernels.decode_attention_supported(jnp.zeros((1, 1, 4, 64)))
     finally:
         kernels._register_decode_attention.cache_clear()  # later tests build it again
+
+
+@pytest.mark.slow
+def test_switching_the_kernel_off_gives_the_same_tokens_and_log_probs(kernel, tmp_path, monkeypatch):
+    """REFT_JAX_CPU_KERNELS=0 decodes with XLA's attention: same greedy and sampled tokens, same
+    log-probs (to float rounding) as the kernel path, on a model whose heads the kernel takes."""
+    from reft_jax.models import load_pretrained
+    from reft_jax.sampling import Sampler, SamplingSettings
+    from tests.tiny_hf import EOS, PAD, save_tiny
+
+    save_tiny(tmp_path, "llama", hidden_size=128, num_attention_heads=2, num_key_value_heads=1)
+    model, _ = load_pretrained(tmp_path)
+    assert model.config.head_dim == 64
+    prompts = [[5, 17, 30, 8, 9, 44, 12], [61, 7], [33, 34, 35, 36]]
+    settings = [SamplingSettings(max_new_tokens=12, temperature=0.0),
+                SamplingSettings(max_new_tokens=12, num_samples=3)]
+
+    def sample_all():
+        return [Sampler(EOS, PAD)(model, prompts, jax.random.key(9), s) for s in settings]
+
+    calls = []
+    real_kernel = layers.decode_attention_kernel
+    monkeypatch.setattr(layers, "decode_attention_kernel",
+                        lambda *a: calls.append(1) or real_kernel(*a))
+    jax.clear_caches()  # trace again, so the switch is read again
+    with_kernel = sample_all()
+    assert calls, "the kernel path should have been taken"
+    monkeypatch.setenv("REFT_JAX_CPU_KERNELS", "0")
+    kernels._register_decode_attention.cache_clear()
+    jax.clear_caches()
+    try:
+        calls.clear()
+        without = sample_all()
+        assert not calls, "REFT_JAX_CPU_KERNELS=0 should keep the kernel out"
+    finally:
+        monkeypatch.delenv("REFT_JAX_CPU_KERNELS")
+        kernels._register_decode_attention.cache_clear()
+        jax.clear_caches()
+    for a, b in zip(with_kernel, without):
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)

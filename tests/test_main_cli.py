@@ -73,3 +73,18 @@ def test_check_stage_loads_a_model(tmp_path):
 def test_missing_model_is_one_line():
     out = run_main("--config.stages=check", "--config.model.source=/nonexistent/model")
     assert_one_line_error(out, "/nonexistent/model", "does not exist")
+
+
+def test_out_of_range_value_names_the_key():
+    assert_one_line_error(run_main("--config.reft.top_p=2", "--config.stages=check"),
+                          "config.reft.top_p=2.0 must be in (0, 1]")
+
+
+def test_a_dataset_without_a_test_split_fails_before_any_stage(tmp_path):
+    data = tmp_path / "mine.jsonl"
+    data.write_text('{"question": "q?", "answer": "s.\\n#### 1"}\n')
+    out = run_main("--config.stages=check,sft", f"--config.data.dataset={data}",
+                   "--config.model.source=/nonexistent/model")
+    assert_one_line_error(out, "config.data.test_split", str(data), "no 'test' split",
+                          "config.data.test_file")
+    assert "== stage" not in out.stdout

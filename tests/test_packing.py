@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from reft_jax.models import load_pretrained
-from reft_jax.packing import pack_prompts
+from reft_jax.sampling.packing import pack_prompts
 from tests.tiny_hf import save_tiny
 
 

@@ -211,3 +211,95 @@ def test_grad_clip_zero_means_no_clipping():
         mu = optax.tree_utils.tree_get(state, "mu")["w"]
         expected = 0.1 * (grads["w"] / jnp.linalg.norm(grads["w"]) if expect_clipped else grads["w"])
         np.testing.assert_allclose(mu, expected, rtol=1e-5)
+
+
+def test_weight_decay_matches_torch_adamw_where_it_shows(tmp_path):
+    """Decoupled decay large enough to matter (lr x wd = 0.1 shrinks every weight by 10%): for
+    every parameter, by Hugging Face name, the step with decay minus the step without is
+    -lr * wd * p0, by hand, in ours and in torch's AdamW (the gradients, and so Adam's part of the
+    update, are the same in both steps); and the decayed step matches torch's."""
+    import torch
+    from safetensors.numpy import load_file
+
+    from reft_jax.models import save_pretrained
+
+    lr, wd = 1e-2, 10.0
+    ref = save_tiny(tmp_path / "src", "llama", seed=5)
+    initial = {k: v.detach().numpy().copy() for k, v in ref.state_dict().items()}
+    batch = sft_batch(random_rows(7, [(3, 5), (6, 2), (2, 4)]), 8, left=(1,))
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    labels = np.where(batch["loss_mask"] > 0, ids, -100)
+
+    def torch_step(weight_decay):
+        ref.load_state_dict({k: torch.tensor(v) for k, v in initial.items()})
+        ref.train().zero_grad()
+        opt = torch.optim.AdamW(ref.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                                weight_decay=weight_decay)
+        ref(input_ids=torch.tensor(ids, dtype=torch.long),
+            attention_mask=torch.tensor(mask, dtype=torch.long),
+            position_ids=torch.tensor(np.maximum(mask.cumsum(-1) - 1, 0), dtype=torch.long),
+            labels=torch.tensor(labels, dtype=torch.long)).loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+        opt.step()
+        return {k: v.detach().numpy().copy() for k, v in ref.state_dict().items()}
+
+    model, tokenizer = load_pretrained(tmp_path / "src")
+
+    def our_step(weight_decay, folder):
+        optimizer = constant_adamw(lr, weight_decay=weight_decay)
+        graphdef, state = create_train_state(model, optimizer)
+        state, _ = make_sft_step(graphdef, optimizer)(state, stack(batch))
+        save_pretrained(merge_model(graphdef, state), tokenizer, folder)
+        return load_file(folder / "model.safetensors")
+
+    theirs, theirs_plain = torch_step(wd), torch_step(0.0)
+    ours, ours_plain = our_step(wd, tmp_path / "ours"), our_step(0.0, tmp_path / "ours_plain")
+    assert sorted(ours) == sorted(theirs) == sorted(initial)
+    for name, p0 in initial.items():
+        decay = -lr * wd * p0  # by hand
+        np.testing.assert_allclose(theirs[name] - theirs_plain[name], decay, atol=5e-7, err_msg=name)
+        np.testing.assert_allclose(ours[name] - ours_plain[name], decay, atol=5e-7, err_msg=name)
+        # Adam's own update is lr * m / (sqrt(v) + eps): within float noise of a gradient near 0
+        # it can move by up to lr, so the whole step is compared at 1e-4 (the decay is ~2e-3)
+        np.testing.assert_allclose(ours[name], theirs[name], atol=1e-4, err_msg=name)
+    assert max(np.abs(lr * wd * p0).max() for p0 in initial.values()) > 1e-2
+
+
+def test_bfloat16_compute_is_as_close_as_a_bfloat16_reference(tmp_path):
+    """bf16 compute against transformers run in bf16: our logits (std ~0.1) and SFT loss are as
+    close to the float32 truth as that reference is (max error ~3e-3), and really bf16 (our float32
+    run is within 1e-6). A tolerance of 0.1 on these logits would accept almost anything."""
+    import copy
+
+    import torch
+
+    from tests.tiny_hf import left_padded_batch
+
+    ref = save_tiny(tmp_path, "llama")
+    ref_bf16 = copy.deepcopy(ref).to(torch.bfloat16)
+    ids, mask = left_padded_batch()
+    valid = mask.astype(bool)
+    truth = torch_logits(ref, ids, mask)[valid]
+    reference = torch_logits(ref_bf16, ids, mask)[valid]
+    ours_model, _ = load_pretrained(tmp_path, dtype="bfloat16")
+    ours = np.asarray(ours_model(jnp.asarray(ids), jnp.asarray(mask)))[valid]
+    f32_model, _ = load_pretrained(tmp_path)
+    ours_f32 = np.asarray(f32_model(jnp.asarray(ids), jnp.asarray(mask)))[valid]
+    ref_error = np.abs(reference - truth)
+    our_error = np.abs(ours - truth)
+    assert np.abs(ours_f32 - truth).max() < 1e-6
+    assert our_error.max() > 1e-4  # the bf16 model does compute in bf16
+    assert our_error.max() <= 1.5 * ref_error.max() and our_error.mean() <= 1.5 * ref_error.mean()
+    assert np.abs(ours - reference).max() <= 2 * ref_error.max()
+
+    batch = sft_batch(random_rows(3, [(3, 5), (6, 2), (2, 4)]), 8, left=(1,))
+    labels = torch.tensor(np.where(batch["loss_mask"] > 0, batch["input_ids"], -100), dtype=torch.long)
+    kwargs = dict(input_ids=torch.tensor(batch["input_ids"], dtype=torch.long),
+                  attention_mask=torch.tensor(batch["attention_mask"], dtype=torch.long),
+                  position_ids=torch.tensor(np.maximum(batch["attention_mask"].cumsum(-1) - 1, 0)),
+                  labels=labels)
+    with torch.no_grad():
+        true_loss, ref_loss = (float(m(**kwargs).loss) for m in (ref, ref_bf16))
+    nll, count, _ = sft_loss_terms(ours_model, {k: jnp.asarray(v) for k, v in batch.items()})
+    our_loss = float(nll) / float(count)
+    assert abs(our_loss - true_loss) <= max(1.5 * abs(ref_loss - true_loss), 2e-3)

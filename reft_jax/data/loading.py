@@ -1,4 +1,4 @@
-"""``load_examples(source, split)``: a dataset by name and split, or a file by path.
+"""``load_examples(source, split)``: a named dataset's split, or a split of your own data.
 
 Names resolve to files under ``data_dir`` (default: ``../shared/data`` beside the repository, i.e.
 ``<repo>/../shared/data``; pass ``data_dir`` explicitly anywhere else; no environment variable is
@@ -12,8 +12,12 @@ read):
 | svamp, mathqa, mathqa-numeric | program | mwp_reft/<name>_python_sdp.json | mwp_reft/<name>_test_set.json |
 | hub:gsm8k | nl | openai/gsm8k from the Hugging Face hub (network) | same |
 | synthetic | nl/program | generated (synthetic.py, default settings) | same |
+| price | nl/program | the quickstart's price task (price_task.py): 1200 generated | 500 |
 
-A path is read by its format: ``.jsonl`` GSM8K original, ``.json`` the mwp_ReFT array.
+Anything else is your own data (``own_data.py``): a folder with one file per split, a
+`datasets` folder, ``hub:<id>``, or one file, which is the train split only (a file read with
+``split=None`` is read whole, whatever it holds). A split the source does not have is an error
+naming both.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ import pathlib
 
 from reft_jax.data.gsm8k import load_gsm8k_hub, load_gsm8k_jsonl
 from reft_jax.data.mwp import load_mwp_json
+from reft_jax.data.own_data import Fields, is_hub, load_source, load_table, no_split
 from reft_jax.data.pcot_gsm8k import load_gsm8k_programs
-from reft_jax.data.records import NL, PROGRAM, STYLES, DataError, Example
+from reft_jax.data.records import NL, PROGRAM, DataError, Example, check_style
+from reft_jax.data.price_task import generate_price
 from reft_jax.data.synthetic import generate
 
 SPLITS = ("train", "test")
 MWP_NAMES = ("svamp", "mathqa", "mathqa-numeric")
-NAMES = ("gsm8k", "hub:gsm8k", "synthetic", *MWP_NAMES)
+NAMES = ("gsm8k", "hub:gsm8k", "synthetic", "price", *MWP_NAMES)
+PRICE_SIZES = {"train": 1200, "test": 500}  # the quickstart: 1000 train + 200 validation
 
 
 def default_data_dir() -> pathlib.Path:
@@ -42,21 +49,29 @@ def load_examples(
     *,
     style: str = NL,
     data_dir: str | pathlib.Path | None = None,
+    fields: Fields | None = None,
+    hub_config: str = "",
 ) -> list[Example]:
-    """Records of a named dataset split (``split`` default ``"train"``) or of a file."""
-    if style not in STYLES:
-        raise DataError(f"style must be one of {STYLES}, got {style!r}")
+    """Records of a split (default ``"train"``) of a named dataset or of your own data;
+    ``fields`` maps the columns of your own tables (named datasets keep their formats)."""
+    check_style(style)
     name = str(source)
     if name not in NAMES:
         path = pathlib.Path(source)
-        if not path.exists():
-            raise DataError(f"dataset {name!r} is neither a known name ({', '.join(NAMES)}) nor an existing file")
-        return load_file(path, style)
+        if not is_hub(name) and not path.exists():
+            raise DataError(f"dataset {name!r} is neither a known name ({', '.join(NAMES)}) nor an "
+                            "existing file or folder")
+        if split is None and path.is_file():
+            return load_table(path, "", style, fields)
+        return load_source(source, split if split is not None else "train", style, fields,
+                           hub_config)
     split = split if split is not None else "train"
     if split not in SPLITS:
-        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
+        raise no_split(name, split, SPLITS)
     if name == "synthetic":
         return generate(split=split, style=style)
+    if name == "price":
+        return generate_price(PRICE_SIZES[split], split=split, style=style)
     if name == "hub:gsm8k":
         return load_gsm8k_hub(split)
     root = pathlib.Path(data_dir) if data_dir is not None else default_data_dir()
@@ -67,6 +82,7 @@ def load_examples(
 
 
 def load_file(path: pathlib.Path, style: str = NL) -> list[Example]:
+    """A shipped file in its own format: GSM8K ``.jsonl`` or the mwp_ReFT ``.json`` array."""
     if path.suffix == ".jsonl":
         if style == PROGRAM:
             return load_gsm8k_programs(path)[0]

@@ -44,7 +44,7 @@ import random
 import re
 
 from reft_jax.data.prompts import ANSWER_MARKER, build_target, program_header
-from reft_jax.data.records import NL, NUMERIC, PROGRAM, STYLES, DataError, Example
+from reft_jax.data.records import NL, NUMERIC, PROGRAM, STYLES, DataError, Example, check_style
 from reft_jax.data.synthetic import split_of
 
 NAMES = ("ann", "bob", "cal", "dan", "eve", "fay", "gus", "hal")
@@ -161,8 +161,7 @@ def generate_price(
     """``n`` distinct price problems of ``split``, each annotated with one random valid path in
     ``style``. Deterministic for a seed; the same seed gives the same questions and paths in both
     styles. No two questions of a split share their numbers (names apart)."""
-    if style not in STYLES:
-        raise DataError(f"style must be one of {STYLES}, got {style!r}")
+    check_style(style)
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     (lo, hi), (klo, khi) = count_range, price_range
@@ -203,7 +202,9 @@ def corpus_texts(n: int = 200, seed: int = 0) -> list[str]:
     does not depend on which names a small sample happened to draw)."""
     from reft_jax.data.corpus_tokenizer import example_texts  # a sibling module; no cycle at import
 
-    texts = [" ".join(NAMES) + " " + " ".join("0123456789")]
+    # every name and digit both after a space and at the start of a line (the tokenizer keeps
+    # a leading space with its piece, so " ann" and "ann" are two tokens)
+    texts = [" ".join(NAMES) + " " + " ".join("0123456789"), "\n".join(NAMES + tuple("0123456789"))]
     for style in STYLES:
         texts += example_texts(generate_price(n, "train", style, seed))
     return texts
@@ -413,8 +414,7 @@ def check_chain(question: str, completion: str, style: str) -> ChainCheck:
     and an item count (and gives a coin amount); every step's arithmetic is right; every operand is
     an unused pool entry (consumed; only the price may be used again); at the end exactly one coin
     amount is left and it equals the final answer. A valid chain always has the right answer."""
-    if style not in STYLES:
-        raise DataError(f"style must be one of {STYLES}, got {style!r}")
+    check_style(style)
     _, counts, price = parse_question(question)
     if style == NL:
         steps, answer = _parse_nl(completion)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reft_jax.data.records import NL, PROGRAM, STYLES, DataError, Example
+from reft_jax.data.records import NL, PROGRAM, DataError, Example, check_style
 
 ANSWER_MARKER = "Therefore, the answer is:"
 
@@ -27,7 +27,7 @@ def build_target(example: Example, style: str | None = None) -> str:
     """The SFT target without EOS: N-CoT ``cot + "\\nTherefore, the answer is: " + answer``, P-CoT
     the whole program."""
     style = style if style is not None else example.style
-    _check_style(style)
+    check_style(style)
     if example.cot is None:
         raise DataError(f"{example.id}: has no annotated reasoning, so no {style} target")
     if example.style is not None and example.style != style:
@@ -41,7 +41,7 @@ def build_rl_prompt(example: Example, style: str, chat_template: Any = None) -> 
     """The prompt for sampling: for P-CoT the program header is appended, so the completion is the
     program body. ``chat_template``: any object with ``apply_chat_template`` (a Hugging Face
     tokenizer) to wrap the question prompt as a user turn for instruct models."""
-    _check_style(style)
+    check_style(style)
     prompt = build_prompt(example.question)
     if chat_template is not None:
         prompt = wrap_chat(prompt, chat_template)
@@ -62,8 +62,3 @@ def wrap_chat(prompt: str, tokenizer: Any) -> str:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
-
-
-def _check_style(style: str | None) -> None:
-    if style not in STYLES:
-        raise DataError(f"style must be one of {STYLES}, got {style!r}")

@@ -13,6 +13,13 @@ PROGRAM = "program"  # P-CoT: a Python program whose solution() returns the answ
 STYLES = (NL, PROGRAM)
 
 
+def check_style(style) -> str:
+    """`style` itself when it is one of STYLES; else the one error every module gives."""
+    if style not in STYLES:
+        raise DataError(f"style must be one of {STYLES}, got {style!r}")
+    return style
+
+
 class DataError(ReftError):
     """A dataset file or record is unusable; the message names the file, the line or record, and
     the field."""

@@ -11,7 +11,7 @@ import hashlib
 import random
 
 from reft_jax.data.prompts import program_header
-from reft_jax.data.records import NL, NUMERIC, STYLES, DataError, Example
+from reft_jax.data.records import NL, NUMERIC, DataError, Example, check_style
 
 NAMES = ("Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jon", "Kemi", "Liam")
 ITEMS = ("apples", "marbles", "stickers", "books", "coins", "pencils", "shells", "cards")
@@ -73,8 +73,7 @@ def generate(
 ) -> list[Example]:
     """``n`` problems of ``split`` with ``steps[0]``..``steps[1]`` operations on numbers drawn from
     ``number_range`` (inclusive); ``style`` picks the annotation kept in ``cot``."""
-    if style not in STYLES:
-        raise DataError(f"style must be one of {STYLES}, got {style!r}")
+    check_style(style)
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     low, high = number_range

@@ -52,5 +52,6 @@ def greedy_accuracy(model, tokenizer: Any, examples: Sequence[Example], style: s
             judged = judge(texts, chunk, style, reward, pool)
             correct += sum(j.correct for j in judged)
             total += sum(j.reward for j in judged)
-    correct, total, n = sum_over_processes(np.array([correct, total, len(mine)], np.float64))
-    return {"accuracy": correct / max(n, 1), "mean_reward": total / max(n, 1), "examples": n}
+    correct, total, n = (float(x) for x in sum_over_processes(
+        np.array([correct, total, len(mine)], np.float64)))  # plain floats: they go to JSON
+    return {"accuracy": correct / max(n, 1.0), "mean_reward": total / max(n, 1.0), "examples": n}

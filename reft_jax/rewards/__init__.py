@@ -10,8 +10,6 @@ from reft_jax.rewards.sandbox import (
     DEFAULT_TIMEOUT,
     SandboxError,
     SandboxPool,
-    close_default_pool,
-    default_pool,
     run_programs,
 )
 
@@ -21,9 +19,7 @@ __all__ = [
     "RewardConfig",
     "SandboxError",
     "SandboxPool",
-    "close_default_pool",
     "complete_program",
-    "default_pool",
     "extract_answers",
     "extract_choice",
     "extract_nl",

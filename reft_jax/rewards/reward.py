@@ -13,19 +13,36 @@ import dataclasses
 from typing import NamedTuple
 
 from reft_jax.data.prompts import program_header
-from reft_jax.data.records import CHOICE, NL, STYLES, DataError, Example
+from reft_jax.data.records import CHOICE, NL, DataError, Example, check_style
 from reft_jax.rewards.answers import Answer, extract_nl, from_program, is_correct
-from reft_jax.rewards.sandbox import DEFAULT_TIMEOUT, SandboxPool, run_programs
+from reft_jax.rewards.sandbox import SandboxPool, run_programs
 
 PRELUDE = "import math\nimport sympy\n"
 
 
+def _run_defaults() -> tuple[float, float]:
+    """(reft.partial_reward, eval.program_timeout) of `default_config()`: the defaults live there."""
+    from reft_jax.config import default_config  # noqa: PLC0415 - ml_collections only
+
+    c = default_config()
+    return float(c.reft.partial_reward), float(c.eval.program_timeout)
+
+
+_PARTIAL_REWARD, _PROGRAM_TIMEOUT = _run_defaults()
+
+
 @dataclasses.dataclass(frozen=True)
 class RewardConfig:
-    partial_reward: float = 0.1  # the paper's value; 0 disables
+    partial_reward: float = _PARTIAL_REWARD  # config.reft.partial_reward (the paper's); 0 disables
     choice_partial_reward: float | None = None  # None: same as partial_reward
     partial_for_malformed_choice: bool = False  # True: the reference code's MCQ rule
-    timeout: float = DEFAULT_TIMEOUT  # seconds per program
+    timeout: float = _PROGRAM_TIMEOUT  # config.eval.program_timeout: seconds per program
+
+    @classmethod
+    def from_config(cls, config) -> RewardConfig:
+        """The reward a run's config asks for (reft.partial_reward, eval.program_timeout)."""
+        return cls(partial_reward=float(config.reft.partial_reward),
+                   timeout=float(config.eval.program_timeout))
 
 
 def complete_program(completion: str, question: str) -> str:
@@ -40,14 +57,13 @@ def complete_program(completion: str, question: str) -> str:
 
 
 def extract_answers(
-    completions: list[str], examples: list[Example], style: str, timeout: float = DEFAULT_TIMEOUT,
+    completions: list[str], examples: list[Example], style: str, timeout: float = _PROGRAM_TIMEOUT,
     pool: SandboxPool | None = None,
 ) -> list[Answer | None]:
     """One extracted answer (or None) per completion; programs run in the sandbox, batched."""
     if len(completions) != len(examples):
         raise DataError(f"{len(completions)} completions but {len(examples)} examples")
-    if style not in STYLES:
-        raise DataError(f"style must be one of {STYLES}, got {style!r}")
+    check_style(style)
     if style == NL:
         return [extract_nl(c, ex.answer_type) for c, ex in zip(completions, examples)]
     programs = [complete_program(c, ex.question) for c, ex in zip(completions, examples)]

@@ -8,7 +8,6 @@ result per program (float, str or None) and never an exception from the program.
 
 from __future__ import annotations
 
-import atexit
 import collections
 import json
 import os
@@ -255,30 +254,20 @@ class SandboxPool:
         self.replaced += 1
 
 
-_default: SandboxPool | None = None
-_default_lock = threading.Lock()
-
-
-def default_pool() -> SandboxPool:
-    """The process-wide pool, created on first use and closed at exit."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = SandboxPool()
-            atexit.register(close_default_pool)
-        return _default
-
-
-def close_default_pool() -> None:
-    global _default
-    with _default_lock:
-        if _default is not None:
-            _default.close()
-            _default = None
-
-
 def run_programs(
     programs: list[str], timeout: float = DEFAULT_TIMEOUT, pool: SandboxPool | None = None
 ) -> list[float | str | None]:
-    """Run whole P-CoT programs in the sandbox: solution()'s value as a float or str, else None."""
-    return (pool if pool is not None else default_pool()).run(programs, timeout=timeout)
+    """Run whole P-CoT programs in the sandbox: solution()'s value as a float or str, else None.
+
+    Without a `pool` one is started for this call and closed after it (workers start in a few
+    hundred milliseconds); a stage that scores batch after batch owns a `SandboxPool`, passes
+    it, and closes it when it ends. No pool outlives its owner.
+    """
+    programs = list(programs)
+    if pool is not None:
+        return pool.run(programs, timeout=timeout)
+    if not programs:
+        return []
+    workers = max(1, min(os.cpu_count() or 1, -(-len(programs) // 16)))
+    with SandboxPool(workers=workers, timeout=timeout) as own:
+        return own.run(programs)

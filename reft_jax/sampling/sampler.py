@@ -24,7 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from reft_jax.errors import ReftError
 from reft_jax.models import CausalLM, KVCache
 from reft_jax.models.layers import on_cpu
-from reft_jax.packing import PackedPrompts, pack_prompts
+from reft_jax.sampling.packing import PackedPrompts, pack_prompts
 from reft_jax.parallel import BATCH_AXES, put_global, rows_per_batch_multiple
 from reft_jax.parallel.hosts import to_host
 
