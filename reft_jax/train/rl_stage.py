@@ -130,8 +130,7 @@ class RLRun:
 
 def answer_judge(config, pool: SandboxPool | None) -> Judge:
     """The paper's reward: the final answer against the gold one (1 / partial / 0)."""
-    reward_config = RewardConfig(partial_reward=config.reft.partial_reward,
-                                 timeout=config.eval.program_timeout)
+    reward_config = RewardConfig.from_config(config)
     return lambda texts, rows: judge(texts, rows, config.data.style, reward_config, pool)
 
 

@@ -8,28 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from reft_jax.data import load_examples
-from reft_jax.data.batching import split_validation
+from reft_jax.data import load_split, load_train_and_validation
 from reft_jax.data.records import Example
 from reft_jax.eval.evaluate import greedy_accuracy
 
 
 def train_and_validation(config) -> tuple[list[Example], list[Example]]:
-    """The run's training examples and the validation split carved from them (the same for
-    every stage of a run: same seed, same fraction)."""
-    d = config.data
-    examples = load_examples(d.dataset, d.train_split, style=d.style,
-                             data_dir=d.data_dir if d.data_dir else None)
-    if d.max_train_examples > 0:
-        examples = examples[:d.max_train_examples]
-    return split_validation(examples, d.validation_fraction, config.seed)
+    """The run's training examples and its validation split (the source's own, or carved from
+    train with the run's seed and fraction): the same for every stage of a run."""
+    return load_train_and_validation(config.data, config.seed)
 
 
 def test_examples(config) -> list[Example]:
     """The test split, evaluated once at the end of a stage and never used to choose."""
-    d = config.data
-    return load_examples(d.dataset, d.test_split, style=d.style,
-                         data_dir=d.data_dir if d.data_dir else None)
+    return load_split(config.data, "test")
 
 
 def evaluate_split(config, model, tokenizer: Any, examples: Sequence[Example],
