@@ -44,5 +44,7 @@ def test_shrunk_quickstart_runs_every_stage_and_its_outputs_agree(tmp_path):
         valid = 100.0 * sum(r["extra"]["valid_chain"] for r in mine) / len(mine)
         assert row["top1"] == round(top1, 2) and row["valid_chain"] == round(valid, 2)
         # the printed table carries the same numbers
-        line = next(x for x in out.stdout.splitlines() if x.split()[:1] == [model])
+        lines = out.stdout.splitlines()
+        header = max(i for i, x in enumerate(lines) if x.split()[:2] == ["model", "Top-1"])
+        line = next(x for x in lines[header + 1:] if x.split()[:1] == [model])
         assert line.split()[1] == f"{row['top1']:.2f}"
