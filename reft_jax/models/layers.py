@@ -71,7 +71,13 @@ class Dense(nnx.Module):
             y = jnp.tensordot(kernel, x, contracted)  # (*out, *rows)
             y = jnp.moveaxis(y, tuple(range(n_out)), tuple(range(y.ndim - n_out, y.ndim)))
         else:
-            y = jnp.tensordot(x, kernel, self.contract)
+            # One 2-D product (rows, in) x (in, out), not a tensordot over (B, T, ...) axes: XLA's
+            # CPU backward of the batched form copied activations into transposed layouts for
+            # the weight gradient. On 2 Xeon cores SmolLM2's SFT step at 8 x 256 went from 13.2
+            # to 9.0 s and the quickstart model's step at 32 x 96 from 93 to 43 ms.
+            rows, n_in = x.shape[:x.ndim - self.contract], math.prod(kernel.shape[:self.contract])
+            out = kernel.shape[self.contract:]
+            y = jnp.dot(x.reshape(-1, n_in), kernel.reshape(n_in, -1)).reshape(*rows, *out)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y

@@ -46,6 +46,11 @@ def minibatch_rows(config) -> int:
     return size
 
 
+def reference_dtype(config) -> str:
+    """The frozen reference's storage and compute dtype: `reft.ref_dtype`, else model.dtype."""
+    return config.reft.ref_dtype or config.model.dtype
+
+
 class PPOLearner:
     stage = "reft"
     rows_key = "reft.rollout_batch"
@@ -72,17 +77,21 @@ class PPOLearner:
 
     def prepare(self, run: RLRun) -> None:
         self.run = run
-        r = self.config.reft
-        ref_dtype = r.ref_dtype or self.config.model.dtype
+        ref_dtype = reference_dtype(self.config)
         reference, _ = load_pretrained(run.warmup, dtype=ref_dtype, param_dtype=ref_dtype)
         ref_graphdef, ref_params = nnx.split(reference)
         shardings = param_shardings(reference, run.placement.mesh)
         self.ref_params = jax.device_put(nnx.to_pure_dict(ref_params), shardings)
+        self.build_passes(run, ref_graphdef, shardings)
+
+    def build_passes(self, run: RLRun, ref_graphdef, ref_shardings) -> None:
+        """The jitted no-grad pass and update (the memory planner lowers these two)."""
         self.rollout_pass = make_rollout_pass(run.graphdef, ref_graphdef, self.settings,
-                                              run.placement, shardings)
+                                              run.placement, ref_shardings)
         self.update = make_train_step(run.graphdef, run.optimizer,
                                       lambda model, micro: ppo_loss_terms(model, micro, self.settings),
-                                      r.grad_accum, run.placement, count_name="sequences")
+                                      self.config.reft.grad_accum, run.placement,
+                                      count_name="sequences")
 
     def resume(self, extra: dict) -> None:
         if "kl_coef" in extra:
@@ -99,15 +108,15 @@ class PPOLearner:
         batch = {**arrays, **to_host(inputs)}
         pass_metrics = {k: float(v) for k, v in to_host(pass_metrics).items()}
         pass_metrics["time_no_grad"] = time.perf_counter() - start
-        start = time.perf_counter()
+        update_start = time.perf_counter()
         rows, size = len(scores), minibatch_rows(self.config)
         totals: dict[str, float] = {}
         updates = 0
         for epoch in range(r.ppo_epochs):
             order = (np.arange(rows) if size == rows else
                      np.random.default_rng([self.config.seed, position.step, epoch]).permutation(rows))
-            for start in range(0, rows, size):
-                chosen = order[start:start + size]
+            for first in range(0, rows, size):
+                chosen = order[first:first + size]
                 micro = {k: v[chosen].reshape(r.grad_accum, size // r.grad_accum, *v.shape[1:])
                          for k, v in batch.items() if k in UPDATE_INPUTS}
                 state, metrics = self.update(state, placement.put_batch(micro))
@@ -121,7 +130,7 @@ class PPOLearner:
                     return state, {**pass_metrics, "finite": 0.0}
         averaged = {k: (v / updates if k != "first_approx_kl" else v) for k, v in totals.items()}
         averaged["finite"] = 1.0
-        averaged["time_update"] = time.perf_counter() - start
+        averaged["time_update"] = time.perf_counter() - update_start
         averaged["kl_coef"] = self.kl.value
         self.kl.update(pass_metrics["kl"], rows)
         return state, {**pass_metrics, **averaged}
