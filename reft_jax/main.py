@@ -66,10 +66,24 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except (flags.Error, KeyError, TypeError, ValueError, AttributeError) as err:
+        if (raised := _config_file_error(err)) is not None:
+            print(f"error: {raised}", file=sys.stderr)
+            sys.exit(2)
         bad = [a for a in argv[1:] if a.startswith("--config.")]
         print(f"error: bad config override ({' '.join(bad) or 'none'}): {_one_line(err)}",
               file=sys.stderr)
         sys.exit(2)
+
+
+def _config_file_error(err: BaseException) -> ReftError | None:
+    """The ReftError a config file's `get_config` raised (e.g. a bad cell of configs/paper.py:
+    ...), found under the two wrappers ml_collections and absl put around it, or None."""
+    found = None
+    while err is not None:
+        if isinstance(err, ReftError):
+            found = err
+        err = err.__cause__ or err.__context__
+    return found
 
 
 if __name__ == "__main__":
