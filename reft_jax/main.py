@@ -22,6 +22,7 @@ def run(config) -> None:
     from reft_jax.init_stage import resolve_model_source
     from reft_jax.parallel.hosts import initialize
     from reft_jax.stages import STAGES, describe
+    from reft_jax.train.loop import stopped_early
 
     initialize(config.distributed)  # before anything asks JAX about devices
     resolve_model_source(config)
@@ -34,6 +35,11 @@ def run(config) -> None:
     for name in names:
         print(f"== stage {name} ==")
         STAGES[name](config)
+        if stopped_early():
+            later = names[names.index(name) + 1:]
+            if later:
+                print(f"stage {name} stopped before its end; not running {', '.join(later)}")
+            return
 
 
 def main(argv) -> None:

@@ -167,6 +167,7 @@ def test_sigterm_saves_mid_epoch_exits_zero_and_the_run_resumes_to_the_same_end(
     cmd = [sys.executable, "-m", "reft_jax.main", "--config=configs/gsm8k.py",
            f"--config.workdir={tmp_path / 'run'}"]
     cmd += [f"--config.{k}={v}" for k, v in settings.items()]
+    cmd += ["--config.stages=sft,eval"]  # a stopped stage must not hand an unfinished run on
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = tmp_path / "run" / "sft" / "metrics.jsonl"
     deadline = time.time() + 300
@@ -181,6 +182,7 @@ def test_sigterm_saves_mid_epoch_exits_zero_and_the_run_resumes_to_the_same_end(
     assert stopped, out
     step = int(stopped.group(1))
     assert 2 <= step < 95, "the stop should fall inside the epoch"
+    assert "not running eval" in out and "== stage eval ==" not in out, out
     assert checkpoint_steps(tmp_path / "run") == [step]
     assert not epoch_folder(tmp_path / "run", 1).exists()
 
