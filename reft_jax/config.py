@@ -19,7 +19,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.source = "codellama/CodeLlama-7b-hf"  # HF folder, hub id, or .gguf file
     c.model.dtype = "float32"  # compute dtype: float32 or bfloat16 (the paper trains in bf16)
     c.model.param_dtype = "float32"
-    c.model.remat = False
+    c.model.remat = False  # recompute layers in the backward pass (less memory, more time)
+    c.model.remat_policy = "full"  # what remat keeps: "full" (layer inputs) or "dots" (+ products)
 
     # model.source="scratch": the init stage builds a tokenizer from the training corpus and a
     # Llama-style model of this size with random weights, in <workdir>/scratch (the quickstart).
@@ -45,6 +46,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.distributed.coordinator_address = ""  # host:port of process 0
     c.distributed.num_processes = 0
     c.distributed.process_id = -1
+    # A process silent this long is lost (killed, OOM, preempted): the others stop, naming it,
+    # and the same command resumes from the last checkpoint (reft_jax/parallel/watchdog.py).
+    c.distributed.heartbeat_timeout_s = 100
 
     c.data = ml_collections.ConfigDict()
     c.data.dataset = "gsm8k"  # a dataset name or a file path
@@ -115,6 +119,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.reft.minibatch_size = 0  # rows per PPO update; 0 = the whole rollout batch (the paper)
     c.reft.grad_accum = 1  # micro-batches per update (memory), same update
     c.reft.ref_dtype = ""  # the frozen reference's dtype; "" = model.dtype (bfloat16 halves it)
+    c.reft.kv_cache_dtype = ""  # the rollout sampler's KV cache; "" = model.dtype
+    c.reft.sampler_dtype = ""  # sample from a copy of the weights in this dtype; "" = the state's
     c.reft.save_every_steps = 50  # iterations between checkpoints (and at every epoch end)
     c.reft.keep_checkpoints = 3
     c.reft.stop_after_step = 0  # >0: save and exit cleanly after this iteration; 0 = off

@@ -31,6 +31,7 @@ def _section(name: str, rules: dict[str, str], counts=(), steps=(), adamw=()) ->
 RULES: dict[str, str] = {
     "distributed.num_processes": ">= 0",
     "distributed.process_id": ">= -1",
+    "distributed.heartbeat_timeout_s": ">= 1",
     "data.validation_fraction": "[0, 1)",
     "data.max_train_examples": ">= 0",
     **_section("scratch", {}, ("hidden_size", "num_layers", "num_heads", "intermediate_size",
@@ -59,11 +60,14 @@ RULES: dict[str, str] = {
 CHOICES: dict[str, tuple] = {
     "model.dtype": ("float32", "bfloat16"),
     "model.param_dtype": ("float32", "bfloat16"),
+    "model.remat_policy": ("full", "dots"),
     "data.style": ("nl", "program"),
     "data.answer_type": ("", "numeric", "choice"),
     "reft.kl_estimator": ("k1", "k3"),
     "reft.advantage": ("gae", "grpo", "rloo"),
     "reft.ref_dtype": ("", "float32", "bfloat16"),
+    "reft.kv_cache_dtype": ("", "float32", "bfloat16"),
+    "reft.sampler_dtype": ("", "float32", "bfloat16"),
     "reft.reward": ("answer", "process"),
     "eval.split": ("test", "validation", "train"),
 }

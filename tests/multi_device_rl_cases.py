@@ -8,12 +8,11 @@ import os
 import pathlib
 
 import jax
-import numpy as np
 import pytest
 
 from reft_jax.errors import ReftError
 from reft_jax.train.ppo import run_reft
-from tests.test_parallel_rl import final_params, iteration_metrics, one_iteration_config
+from tests.test_parallel_rl import assert_matches_single, one_iteration_config
 
 pytestmark = pytest.mark.skipif(jax.device_count() != 4 or "REFT_TEST_RL_DIR" not in os.environ,
                                 reason="needs 4 devices (XLA_FLAGS) and the one-device run")
@@ -25,14 +24,7 @@ def test_one_ppo_iteration_on_a_mesh_equals_one_device(tmp_path, sizes):
     config = one_iteration_config(ROOT, tmp_path / "run")
     config.mesh.data, config.mesh.fsdp, config.mesh.tensor = sizes
     run_reft(config, log=lambda *_: None)
-    single = one_iteration_config(ROOT, ROOT / "single")
-    ours, want = iteration_metrics(config), iteration_metrics(single)
-    for key in want:  # the same samples, losses and gradient norm
-        np.testing.assert_allclose(ours[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
-    ours, want = final_params(config), final_params(single)
-    assert ours.keys() == want.keys()
-    for name in want:
-        np.testing.assert_allclose(ours[name], want[name], atol=1e-5, err_msg=name)
+    assert_matches_single(config, ROOT)
 
 
 def test_rollout_rows_that_do_not_split_over_the_data_axis_are_a_clear_error(tmp_path):

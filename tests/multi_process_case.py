@@ -1,27 +1,77 @@
-"""One process of a two-process SFT run, two CPU devices each: launched by tests/test_parallel.py
-as `python tests/multi_process_case.py <process id> <port> <folder> <model> <dataset>`."""
+"""One process of a local two-process run, two CPU devices each (as two hosts), through the
+command-line entry: started by tests/multi_process.py as
+`python tests/multi_process_case.py <case> <process id> <port> <case args...> [key=value ...]`.
+
+Cases: `sft <folder> <model> <dataset>` trains the SFT stage of tests/test_train_sft_stage.py on
+a (data 2, fsdp 2) mesh; `reft <root> <workdir>` runs the one PPO iteration of
+tests/test_parallel_rl.py on a (fsdp 2, tensor 2) mesh, so parameters are split across the
+processes. `section.key=value` overrides a config value; `stall_after=<step>` makes process 1
+stop answering after its checkpoint at that step, as a host about to be lost.
+"""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import sys
+import time
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"  # before JAX starts
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 
-def main():
-    process_id, port, folder, model, dataset = sys.argv[1:]
-    from reft_jax.main import run
+def sft_config(folder, model, dataset):
     from tests.test_train_sft_stage import make_config
 
     config = make_config(pathlib.Path(folder), model, dataset)
+    config.mesh.data, config.mesh.fsdp = 2, 2
+    return config
+
+
+def reft_config(root, workdir):
+    from tests.test_parallel_rl import one_iteration_config
+
+    config = one_iteration_config(pathlib.Path(root), pathlib.Path(workdir))
+    config.stages = "reft"
+    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 2, 2
+    return config
+
+
+CASES = {"sft": sft_config, "reft": reft_config}
+
+
+def stall_after(step: int) -> None:
+    """Process 1 hangs (its watchdog thread still alive) once its checkpoint at `step` is saved."""
+    import jax
+
+    from reft_jax.train.loop import RunLoop
+
+    save = RunLoop.save
+
+    def save_then_stall(loop, state):
+        save(loop, state)
+        if loop.position.step == step and jax.process_index() == 1:
+            print(f"stalled after step {step}", flush=True)
+            time.sleep(600)
+
+    RunLoop.save = save_then_stall
+
+
+def main():
+    case, process_id, port, *args = sys.argv[1:]
+    overrides = dict(a.split("=", 1) for a in args if "=" in a)
+    config = CASES[case](*(a for a in args if "=" not in a))
+    if "stall_after" in overrides:
+        stall_after(int(overrides.pop("stall_after")))
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        config[section][name] = type(config[section][name])(value)
     config.distributed.enabled = True
     config.distributed.coordinator_address = f"localhost:{port}"
     config.distributed.num_processes = 2
     config.distributed.process_id = int(process_id)
-    config.mesh.data, config.mesh.fsdp = 2, 2
+    from reft_jax.main import run
+
     run(config)
 
 

@@ -10,13 +10,14 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 from tests.conftest import REPO
+from tests.multi_process import run_processes
 from tests.test_train_reft import write_splits
 from tests.test_train_sft_stage import make_config
-
 from tests.tiny_hf import save_tiny
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,7 @@ def one_iteration_config(root: pathlib.Path, workdir: pathlib.Path):
     config.reft.rollout_batch = 8
     config.reft.samples_per_question = 2
     config.reft.max_length = 14
+    config.reft.max_prompt_length = 13  # below max_length, as the command line checks
     # Adam's first step is about lr * sign(gradient): it turns float noise in near-zero gradient
     # entries into differences of up to lr, so a small lr keeps the comparison meaningful
     config.reft.learning_rate = 1e-5
@@ -47,6 +49,19 @@ def iteration_metrics(config) -> dict:
     record = next(r for r in map(json.loads, lines) if r["kind"] == "train")
     return {k: record[k] for k in ("score", "kl", "loss", "pg_loss", "vf_loss", "grad_norm",
                                    "explained_variance", "response_length")}
+
+
+def assert_matches_single(config, root: pathlib.Path) -> None:
+    """The iteration's metrics (the same samples, losses and gradient norm) and the parameters
+    after it are the one-device run's."""
+    single = one_iteration_config(root, root / "single")
+    ours, want = iteration_metrics(config), iteration_metrics(single)
+    for key in want:
+        np.testing.assert_allclose(ours[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    ours, want = final_params(config), final_params(single)
+    assert ours.keys() == want.keys()
+    for name in want:
+        np.testing.assert_allclose(ours[name], want[name], atol=1e-5, err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +89,11 @@ def test_one_iteration_on_four_cpu_devices(single):
         timeout=1200)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "skipped" not in result.stdout.splitlines()[-1], result.stdout[-3000:]
+
+
+def test_one_iteration_on_two_processes(single, tmp_path):
+    """Two processes of two CPU devices each, parameters split across them (fsdp 2 x tensor 2),
+    through the command-line entry."""
+    outputs = run_processes("reft", single, tmp_path / "pod")
+    assert "reft done" in outputs[0] and "reft done" not in outputs[1]
+    assert_matches_single(one_iteration_config(single, tmp_path / "pod"), single)

@@ -7,22 +7,35 @@ process 0 alone.
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import jax
 import numpy as np
+from jax._src import distributed as jax_distributed
 from jax.experimental import multihost_utils
+
+from reft_jax.parallel import watchdog
 
 
 def initialize(distributed) -> None:
     """`jax.distributed.initialize` when `config.distributed.enabled`. Empty fields are found
-    by JAX itself on TPU pods and under SLURM; elsewhere give all three."""
+    by JAX itself on TPU pods and under SLURM; elsewhere give all three. Then a watchdog ends
+    this process, naming the lost one, when another process is silent for
+    `distributed.heartbeat_timeout_s` seconds (`watchdog`); JAX's own heartbeat, which aborts
+    with a less clear message, gets twice that plus 30 s, as a backstop."""
     if not distributed.enabled:
         return
     jax.distributed.initialize(
         coordinator_address=distributed.coordinator_address or None,
         num_processes=distributed.num_processes if distributed.num_processes > 0 else None,
-        process_id=distributed.process_id if distributed.process_id >= 0 else None)
+        process_id=distributed.process_id if distributed.process_id >= 0 else None,
+        heartbeat_timeout_seconds=2 * distributed.heartbeat_timeout_s + 30)
+    state = jax_distributed.global_state  # holds the client; orbax reads it the same way
+    if state.num_processes > 1:
+        watchdog.start(state.client, state.process_id, state.num_processes,
+                       distributed.heartbeat_timeout_s)
+        atexit.register(watchdog.closing)  # runs before JAX's own exit handler, registered earlier
 
 
 def is_primary() -> bool:

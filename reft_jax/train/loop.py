@@ -7,7 +7,8 @@ A stage hands in a step, `step(state, position) -> (state, metrics)`, that does 
 the position (epoch, unit within it, units done) and the stage's own resumable values
 (`loop.extra`) come back, so a stage whose data order and random draws depend only on the seed
 and the position ends an interrupted run exactly as an uninterrupted one. SIGTERM to any process
-saves and returns; a non-finite step raises and leaves the last good checkpoint in place.
+saves and returns; a non-finite step raises and leaves the last good checkpoint in place. An
+error on one process of several tells the others to stop (`parallel.watchdog`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ import signal
 from typing import Any, Callable
 
 from reft_jax.errors import ReftError
+from reft_jax.parallel import watchdog
 from reft_jax.parallel.hosts import any_process
 from reft_jax.train.checkpointing import Checkpointer
 from reft_jax.train.logging import MetricsLog
+
+
+_stopped_early = False
+
+
+def stopped_early() -> bool:
+    """Whether a run loop of this process stopped before its end (SIGTERM, stop_after_step):
+    `main` then runs no later stage, which would build on an unfinished one."""
+    return _stopped_early
 
 
 class StopRequest:
@@ -85,7 +96,9 @@ class RunLoop:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:  # an error on this process alone: the others must not wait on it
+            watchdog.mark_failed()
         if self.metrics is not None:
             self.metrics.close()
         self.ckpt.close()
@@ -134,6 +147,8 @@ class RunLoop:
                     stop_here = s.stop_after_step > 0 and p.step >= s.stop_after_step
                     terminated = any_process(stop.requested)  # a SIGTERM to any process stops all
                     if terminated or stop_here:
+                        global _stopped_early
+                        _stopped_early = True
                         self.save(state)
                         why = "SIGTERM" if terminated else f"{s.stage}.stop_after_step={s.stop_after_step}"
                         self.log(f"stopped at step {p.step} ({why}); checkpoint saved, run again "
