@@ -54,6 +54,8 @@ class ModelConfig:
     param_dtype: str = "float32"
     dtype: str = "float32"  # compute dtype; softmax and logits are always float32
     remat: bool = False  # recompute each layer in the backward pass to save memory
+    remat_policy: str = "full"  # with remat: "full" keeps only each layer's input, "dots" also
+    # its weight products (more memory, less recomputed); see REMAT_POLICIES in transformer.py
     extra: Any = ()  # HF fields we keep (special token ids), as sorted (key, value) pairs
 
     def __post_init__(self):
@@ -67,6 +69,7 @@ class ModelConfig:
             "mlp": (self.mlp, ("gated", "plain")),
             "activation": (self.activation, ("silu", "relu", "gelu", "gelu_new")),
             "position": (self.position, ("rope", "learned")),
+            "remat_policy": (self.remat_policy, ("full", "dots")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:

@@ -251,10 +251,9 @@ class Sampler:
             cache = None  # dropped before the new one is allocated
             cache = self._new_cache(model.config, rows, cache_len)
         graphdef, state = nnx.split(model)
-        inputs, rows_sharding = (PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits)), None
+        inputs = (PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits))
+        rows_sharding, whole = self._shardings()
         if self.mesh is not None:
-            rows_sharding = NamedSharding(self.mesh, PartitionSpec(BATCH_AXES))
-            whole = NamedSharding(self.mesh, PartitionSpec())
             inputs = jax.tree.map(lambda a: put_global(np.asarray(a), whole), (packed, limits))
             rng = jax.random.wrap_key_data(put_global(np.asarray(jax.random.key_data(rng)), whole))
         cache, tokens, resp_mask, logprobs = _generate_jit(
@@ -264,16 +263,46 @@ class Sampler:
         tokens, resp_mask, logprobs = to_host((tokens, resp_mask, logprobs))
         return SampleOutput(tokens, resp_mask, logprobs, resp_mask.sum(-1))
 
-    def _new_cache(self, cfg, rows: int, length: int) -> KVCache:
+    def lower(self, model: CausalLM, num_prompts: int, prompt_width: int,
+              settings: SamplingSettings) -> jax.stages.Lowered:
+        """The program a call with `num_prompts` prompts bucketed to `prompt_width` tokens runs,
+        lowered from shapes alone, each prompt packed in a row of its own (the most rows a
+        packing takes). `model` may be abstract (`nnx.eval_shape`), its parameters
+        ShapeDtypeStructs that carry their shardings: the memory planner's entry."""
+        rows = num_prompts * settings.num_samples
+        self._check_rows(rows)
+        rows_sharding, whole = self._shardings()
+        shaped = lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+        packed = pack_prompts([[self.pad_id] * prompt_width] * num_prompts, prompt_width,
+                              self.pad_id)
+        cache = jax.eval_shape(lambda: KVCache.zeros(
+            model.config, rows, prompt_width + settings.max_new_tokens, self.cache_dtype))
+        inputs = (packed, np.zeros(num_prompts, np.int32), jax.eval_shape(jax.random.key, 0))
+        graphdef, state = nnx.split(model)
+        return _generate_jit.lower(
+            graphdef, state, jax.tree.map(lambda x: shaped(x, rows_sharding), cache),
+            *jax.tree.map(lambda x: shaped(x, whole), inputs), settings=settings,
+            eos_id=self.eos_id, pad_id=self.pad_id, rows_sharding=rows_sharding)
+
+    def _shardings(self):
+        """(rows split over the mesh's batch axes, whole on every device), or Nones without one."""
         if self.mesh is None:
-            return KVCache.zeros(cfg, rows, length, self.cache_dtype)
-        split = rows_per_batch_multiple(self.mesh)
+            return None, None
+        return (NamedSharding(self.mesh, PartitionSpec(BATCH_AXES)),
+                NamedSharding(self.mesh, PartitionSpec()))
+
+    def _check_rows(self, rows: int) -> None:
+        split = 1 if self.mesh is None else rows_per_batch_multiple(self.mesh)
         if rows % split:
             raise ReftError(f"{rows} sample rows do not split over the mesh's {split} data x fsdp "
                             "devices")
-        sharding = NamedSharding(self.mesh, PartitionSpec(BATCH_AXES))
+
+    def _new_cache(self, cfg, rows: int, length: int) -> KVCache:
+        if self.mesh is None:
+            return KVCache.zeros(cfg, rows, length, self.cache_dtype)
+        self._check_rows(rows)
         return jax.jit(lambda: KVCache.zeros(cfg, rows, length, self.cache_dtype),
-                       out_shardings=sharding)()
+                       out_shardings=self._shardings()[0])()
 
     def _pack(self, model, prompts, settings):
         if len(prompts) == 0:

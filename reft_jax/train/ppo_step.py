@@ -23,6 +23,7 @@ from reft_jax.models import PolicyWithValue
 from reft_jax.rl import (gae, group_advantages, kl_penalized_rewards, kl_penalty, masked_mean,
                          masked_var, masked_whiten, ppo_row_losses,
                          sequence_advantages_to_tokens)
+from reft_jax.parallel.activations import on_mesh
 from reft_jax.train.placement import Placement
 
 ADVANTAGE_ESTIMATORS = ("gae", "grpo", "rloo")
@@ -139,5 +140,6 @@ def make_rollout_pass(graphdef: nnx.GraphDef, ref_graphdef: nnx.GraphDef, settin
         return jax.jit(fn)
     rows = placement.rows_at(0)
     replicated = NamedSharding(placement.mesh, PartitionSpec())
-    return jax.jit(fn, in_shardings=(placement.state.params, ref_shardings, rows, rows, replicated),
+    return jax.jit(on_mesh(placement.mesh, fn),
+                   in_shardings=(placement.state.params, ref_shardings, rows, rows, replicated),
                    out_shardings=(rows, replicated))

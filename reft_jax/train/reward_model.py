@@ -29,6 +29,7 @@ from reft_jax.eval.devices import config_mesh, place_model
 from reft_jax.eval.rm_scores import classifier_ids, score_sequences
 from reft_jax.models import load_pretrained
 from reft_jax.models.reward_model import RewardModel, save_reward_model
+from reft_jax.models.transformer import apply_remat
 from reft_jax.parallel import make_mesh, rows_per_batch_multiple
 from reft_jax.parallel.hosts import is_primary
 from reft_jax.train.logging import plot_metrics
@@ -108,8 +109,7 @@ def run_reward_model(config, log=print) -> pathlib.Path:
     train_questions, val_questions = train_and_validation(config)
     lm, tokenizer = load_pretrained(source, dtype=config.model.dtype,
                                     param_dtype=config.model.param_dtype)
-    if config.model.remat:
-        lm.config = lm.trunk.config = lm.config.replace(remat=True)
+    apply_remat(lm, config.model)
     mesh = config_mesh(config)
     lm = place_model(lm, mesh)  # sampling splits its rows over the run's devices
     samples = draw_samples(lm, tokenizer, train_questions + val_questions,

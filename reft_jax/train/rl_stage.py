@@ -27,13 +27,14 @@ from reft_jax.data.records import PROGRAM
 from reft_jax.errors import ReftError
 from reft_jax.models import load_pretrained, save_pretrained
 from reft_jax.models.checkpoints import load_tokenizer
+from reft_jax.models.transformer import apply_remat
 from reft_jax.parallel.hosts import is_primary
 from reft_jax.rewards import RewardConfig, SandboxPool, judge
 from reft_jax.rl.rollout import Judge, Rollout, collect
-from reft_jax.sampling import Sampler, SamplingSettings
 from reft_jax.train.logging import plot_metrics
 from reft_jax.train.loop import LoopSettings, Position, RunLoop
 from reft_jax.train.placement import Placement
+from reft_jax.train.rollout_sampling import rollout_sampler, sampling_weights
 from reft_jax.train.sft import best_epoch_folder, validation_ledger
 from reft_jax.train.state import TrainState, create_train_state, gathered_model, make_optimizer
 from reft_jax.train.validation import evaluate_split, test_examples, train_and_validation
@@ -173,8 +174,7 @@ def run_rl_stage(config, learner: Learner, log=print, make_judge=None) -> pathli
     lm, tokenizer = load_pretrained(warmup, dtype=config.model.dtype,
                                     param_dtype=config.model.param_dtype)
     check_same_tokenizer(warmup, tokenizer, config.model.source)
-    if config.model.remat:
-        lm.config = lm.trunk.config = lm.config.replace(remat=True)
+    apply_remat(lm, config.model)
     train, validation = train_and_validation(config)
     test = test_examples(config)  # read now: a dataset without a test split fails before work
     steps_per_epoch = len(train) // r.rollout_batch
@@ -191,10 +191,8 @@ def run_rl_stage(config, learner: Learner, log=print, make_judge=None) -> pathli
     del module, lm
     run = RLRun(config, tokenizer, warmup, graphdef, optimizer, placement)
     learner.prepare(run)
-    sampler = Sampler(tokenizer.eos_token_id, tokenizer.pad_token_id, max_length=r.max_length,
-                      mesh=placement.mesh)
-    sampling = SamplingSettings(max_new_tokens=r.max_length - 1, temperature=r.temperature,
-                                top_k=r.top_k, top_p=r.top_p, num_samples=r.samples_per_question)
+    sampler, sampling = rollout_sampler(config, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                                        placement.mesh)
     pool = SandboxPool(timeout=config.eval.program_timeout) if d.style == PROGRAM else None
     judge_fn = make_judge(config, pool)
     settings = LoopSettings(learner.stage, r.epochs, steps_per_epoch, r.save_every_steps,
@@ -207,7 +205,8 @@ def run_rl_stage(config, learner: Learner, log=print, make_judge=None) -> pathli
         chosen = order[position.index * r.rollout_batch:(position.index + 1) * r.rollout_batch]
         questions = [train[i] for i in chosen]
         rng = jax.random.fold_in(jax.random.key(config.seed), position.step)
-        policy_lm = language_model(nnx.merge(graphdef, state.params))
+        policy_lm = language_model(nnx.merge(graphdef, sampling_weights(state.params,
+                                                                         r.sampler_dtype)))
         rollout = collect(sampler, policy_lm, tokenizer, questions, d.style, sampling, rng,
                           judge_fn, d.chat_template, r.max_prompt_length)
         learn_start = time.perf_counter()

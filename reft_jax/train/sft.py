@@ -18,6 +18,7 @@ import numpy as np
 
 from reft_jax.data.batching import Encoded, SFTBatches, encode_all
 from reft_jax.models import load_pretrained, save_pretrained
+from reft_jax.models.transformer import apply_remat
 from reft_jax.parallel.hosts import is_primary
 from reft_jax.train.logging import plot_metrics
 from reft_jax.train.loop import LoopSettings, RunLoop
@@ -75,8 +76,7 @@ def run_sft(config, log=print, stage: str = "sft", extra: Sequence[Encoded] = ()
     workdir = pathlib.Path(config.workdir)
     model, tokenizer = load_pretrained(config.model.source, dtype=config.model.dtype,
                                        param_dtype=config.model.param_dtype)
-    if config.model.remat:  # recompute layers in the backward pass: less memory, more time
-        model.config = model.trunk.config = model.config.replace(remat=True)
+    apply_remat(model, config.model)  # recompute layers in the backward pass: less memory
     train, validation = train_and_validation(config)
     test = test_examples(config)  # read now: a dataset without a test split fails before work
     encoded = encode_all(train, tokenizer, d.style, c.max_length, d.chat_template, log)

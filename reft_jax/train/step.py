@@ -18,6 +18,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from reft_jax.parallel.activations import on_mesh
 from reft_jax.train.placement import Placement
 from reft_jax.train.state import TrainState, learning_rate_of
 
@@ -89,5 +90,6 @@ def make_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformat
     if placement is None:
         return jax.jit(step, donate_argnums=0)
     replicated = NamedSharding(placement.mesh, PartitionSpec())
-    return jax.jit(step, donate_argnums=0, in_shardings=(placement.state, placement.rows),
+    return jax.jit(on_mesh(placement.mesh, step), donate_argnums=0,
+                   in_shardings=(placement.state, placement.rows),
                    out_shardings=(placement.state, replicated))
