@@ -3,9 +3,10 @@
 The price task (reft_jax/data/price_task.py): three people have 10-49 items, each item costs 2-5
 coins, how many coins in all? Several reasoning paths are valid (add then multiply, multiply
 each then add, mixed), each training question shows one. A tokenizer built from the corpus and a
-~110k-parameter Llama-style model trained from scratch (init). Stages: SFT (the baseline, for as
-many epochs as warm-up + ReFT take) -> ReFT from the first SFT epoch with 20% validation
-accuracy -> reward model -> eval of SFT and ReFT on the held-out test split.
+~136k-parameter Llama-style model trained from scratch (init). Stages: SFT (the baseline, for at
+least as many epochs as warm-up + ReFT take) -> ReFT from the first SFT epoch with 35% validation
+accuracy (past SFT's jump: started at 20%, RL lost ground to SFT in seed-0 pilots) -> reward
+model -> eval of SFT and ReFT on the held-out test split.
 `--config.data.style=program` runs it with P-CoT programs in the sandbox.
 """
 
@@ -30,19 +31,20 @@ def get_config():
     c.sft.eval_every_epochs = 5
     c.sft.save_every_steps = 0
 
-    c.reft.warmup_min_accuracy = 0.2
+    c.reft.warmup_min_accuracy = 0.35
     c.reft.epochs = 20
     c.reft.rollout_batch = 32
     c.reft.samples_per_question = 4
+    c.reft.ppo_epochs = 1  # the paper's 2 learnt no more per RL epoch here, at twice the time
     c.reft.learning_rate = 1e-4
     c.reft.kl_coef = 0.02
     c.reft.max_prompt_length = 64
     c.reft.max_length = 128
     c.reft.save_every_steps = 100
 
-    c.rm.samples_per_question = 8  # from the warm-up epoch SFT chose on validation
+    c.rm.samples_per_question = 4  # from the warm-up epoch SFT chose on validation
     c.rm.max_new_tokens = 100
-    c.rm.epochs = 2
+    c.rm.epochs = 1
     c.rm.learning_rate = 1e-3  # a model trained from scratch, not a pretrained 7B one
     c.rm.batch_size = 64
     c.rm.warmup_ratio = 0.1
