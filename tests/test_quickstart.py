@@ -32,6 +32,9 @@ def test_shrunk_quickstart_runs_every_stage_and_its_outputs_agree(tmp_path):
     assert (tmp_path / "reft" / "best" / "model.safetensors").exists()
     assert (tmp_path / "rm" / "best").exists()
     assert (tmp_path / "eval" / "accuracy_vs_k.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "accuracy_over_training.png").stat().st_size > 0
+    warmup = json.loads((tmp_path / "reft" / "warmup.json").read_text())
+    assert warmup["sft_epoch"] is not None  # RL branched off this run's SFT
 
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     records = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]

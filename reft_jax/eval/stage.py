@@ -31,6 +31,7 @@ from reft_jax.eval.predict import PredictSettings, Predictor, RecordHook
 from reft_jax.eval.results import (PredictionWriter, accuracy_vs_k, completed, format_table,
                                    plot_accuracy_vs_k, powers_of_two, read_predictions, summarize)
 from reft_jax.eval.splits import eval_examples
+from reft_jax.eval.training_curves import plot_training_curves, training_curves
 from reft_jax.models import load_pretrained
 from reft_jax.models.checkpoints import load_tokenizer
 from reft_jax.models.reward_model import load_reward_model
@@ -38,6 +39,7 @@ from reft_jax.parallel.hosts import any_process, is_primary
 from reft_jax.rewards import SandboxPool
 
 PREDICTIONS, RESULTS, PLOT = "predictions.jsonl", "results.json", "accuracy_vs_k.png"
+CURVES = "accuracy_over_training.png"
 
 
 def run_eval(config, log=print) -> pathlib.Path:
@@ -162,6 +164,10 @@ def evaluate_models(config, log=print, record_hook: RecordHook | None = None) ->
             pool.close()
     if primary:
         write_results(out_dir, str(config.eval.split), k, names, examples, log)
+        curves = training_curves(workdir)
+        if curves:
+            plot_training_curves(curves, out_dir / CURVES)
+            log(f"validation accuracy over training: {out_dir / CURVES}")
     return out_dir
 
 

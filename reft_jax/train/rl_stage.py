@@ -13,6 +13,7 @@ The data order of epoch e depends only on (seed, e) and the sampling key of iter
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import time
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from flax import nnx
 from reft_jax.data.price_task import check_chain
 from reft_jax.data.records import PROGRAM
 from reft_jax.errors import ReftError
+from reft_jax.eval.training_curves import WARMUP_RECORD, warmup_record
 from reft_jax.models import load_pretrained, save_pretrained
 from reft_jax.models.checkpoints import load_tokenizer
 from reft_jax.models.transformer import apply_remat
@@ -241,6 +243,9 @@ def run_rl_stage(config, learner: Learner, log=print, make_judge=None) -> pathli
 
             state = loop.start(state)
             learner.resume(loop.extra)
+            if primary:  # where this stage branches off SFT, for eval's plot over training
+                (stage_dir / WARMUP_RECORD).write_text(
+                    json.dumps(warmup_record(warmup, workdir)) + "\n")
             log(f"{learner.stage}: {len(train)} training questions, {len(validation)} validation, "
                 f"{steps_per_epoch} iterations/epoch x {r.epochs} epochs, from {warmup}")
             state, finished = loop.run(state, iteration, end_of_epoch)
