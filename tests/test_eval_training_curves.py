@@ -40,3 +40,4 @@ def test_an_outside_warmup_checkpoint_counts_rl_epochs_from_one(tmp_path):
 
 def test_no_runs_no_curves(tmp_path):
     assert training_curves(tmp_path) == {}
+

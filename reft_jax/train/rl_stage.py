@@ -48,7 +48,7 @@ def warmup_source(config) -> pathlib.Path:
     if r.warmup_checkpoint:
         path = pathlib.Path(r.warmup_checkpoint)
     elif r.warmup_min_accuracy > 0:
-        path = first_good_epoch(pathlib.Path(config.workdir), r.warmup_min_accuracy)
+        path = first_good_epoch(pathlib.Path(config.workdir), r.warmup_min_accuracy, r.epochs)
     else:
         path = pathlib.Path(config.workdir) / "sft" / f"epoch_{r.warmup_epoch}"
     if not path.exists():
@@ -58,21 +58,27 @@ def warmup_source(config) -> pathlib.Path:
     return path
 
 
-def first_good_epoch(workdir: pathlib.Path, threshold: float) -> pathlib.Path:
+def first_good_epoch(workdir: pathlib.Path, threshold: float, rl_epochs: int) -> pathlib.Path:
     """The first evaluated SFT epoch whose validation accuracy reached `threshold` (RL started
     right after SFT's jump learns; started before it, it stays near its start), else the best
-    epoch on validation."""
+    epoch on validation. Only epochs that leave `rl_epochs` of the SFT run after them count, so
+    the SFT baseline always trained at least as long as warm-up + RL (when the run is that long)."""
     ledger = validation_ledger(workdir)
     if not ledger:
         raise ReftError(f"config.reft.warmup_min_accuracy needs the SFT run's validation record "
                         f"{workdir / 'sft' / 'validation.json'}: run the sft stage first")
-    reached = [e for e, acc in sorted(ledger.items()) if acc is not None and acc >= threshold]
+    latest = max(ledger) - rl_epochs
+    scored = sorted((e, acc) for e, acc in ledger.items()
+                    if acc is not None and (e <= latest or latest < min(ledger)))
+    reached = [e for e, acc in scored if acc >= threshold]
     if reached:
         return workdir / "sft" / f"epoch_{reached[0]}"
-    best = best_epoch_folder(workdir)
-    print(f"warning: no SFT epoch reached validation accuracy {threshold}; starting from the "
-          f"best one, {best}")
-    return best
+    if not scored:
+        return best_epoch_folder(workdir)
+    best = max(scored, key=lambda item: (item[1], -item[0]))[0]  # the earliest of equal ones
+    print(f"warning: no SFT epoch up to {max(e for e, _ in scored)} reached validation accuracy "
+          f"{threshold}; starting from the best one, epoch {best}")
+    return workdir / "sft" / f"epoch_{best}"
 
 
 def check_same_tokenizer(warmup: pathlib.Path, tokenizer: Any, base_source: str) -> None:
