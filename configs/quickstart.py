@@ -5,7 +5,7 @@ coins, how many coins in all? Several reasoning paths are valid (add then multip
 each then add, mixed), each training question shows one. A tokenizer built from the corpus and a
 ~136k-parameter Llama-style model trained from scratch (init). Stages: SFT (the baseline, for at
 least as many epochs as warm-up + ReFT take) -> ReFT from the first SFT epoch with 35% validation
-accuracy (past SFT's jump: started at 20%, RL lost ground to SFT in seed-0 pilots) -> reward
+accuracy (past SFT's jump: started at 20%, RL lost ground to SFT in seed-42 pilots) -> reward
 model -> eval of SFT and ReFT on the held-out test split.
 `--config.data.style=program` runs it with P-CoT programs in the sandbox.
 """
