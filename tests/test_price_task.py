@@ -9,9 +9,9 @@ from transformers import AutoTokenizer
 
 from reft_jax.data.batching import encode_sft
 from reft_jax.data.corpus_tokenizer import build_tokenizer, example_texts
+from reft_jax.data.price_chains import annotated_path, check_chain, is_annotated_path
 from reft_jax.data.price_task import (
-    ADD_THEN_MULTIPLY, INVALID, MIXED, MULTIPLY_EACH, annotated_path, check_chain, corpus_texts,
-    generate_price, is_annotated_path, parse_question,
+    ADD_THEN_MULTIPLY, INVALID, MIXED, MULTIPLY_EACH, corpus_texts, generate_price, parse_question,
 )
 from reft_jax.data.prompts import build_rl_prompt, build_sft_prompt, build_target, program_header
 from reft_jax.data.records import NL, PROGRAM, DataError, Example

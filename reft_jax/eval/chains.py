@@ -3,7 +3,7 @@
 A right answer can come from wrong steps (a shortcut the answer-only reward also pays for), so
 for data whose reasoning can be checked step by step the eval also reports, per model, the
 share of test questions whose greedy output is correct AND a valid chain
-(`price_task.check_chain` accepts any valid path, not only the annotated one), and the share of
+(`price_chains.check_chain` accepts any valid path, not only the annotated one), and the share of
 those valid chains that took another path than the question's annotation.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from reft_jax.data.price_task import check_chain, is_annotated_path
+from reft_jax.data.price_chains import check_chain, is_annotated_path
 from reft_jax.data.records import Example
 
 

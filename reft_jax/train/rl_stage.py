@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from reft_jax.data.price_task import check_chain
+from reft_jax.data.price_chains import check_chain
 from reft_jax.data.records import PROGRAM
 from reft_jax.errors import ReftError
 from reft_jax.eval.training_curves import WARMUP_RECORD, warmup_record
@@ -145,7 +145,7 @@ def answer_judge(config, pool: SandboxPool | None) -> Judge:
 
 def process_judge(config, pool: SandboxPool | None) -> Judge:
     """An option for the synthetic price task (`reft.reward="process"`): reward 1 only when the
-    answer is right AND the chain is valid step by step (`price_task.check_chain`); a right
+    answer is right AND the chain is valid step by step (`price_chains.check_chain`); a right
     answer after wrong steps earns the partial reward, as a wrong answer does."""
     if config.data.dataset != "price":
         raise ReftError("config.reft.reward='process' checks price-task chains; it needs "
