@@ -182,6 +182,29 @@ def test_fixed_key_reproduces_and_samples_differ(tiny):
     assert not np.array_equal(a.tokens[0], a.tokens[1]), "samples of one prompt should differ"
 
 
+def test_a_placed_model_compiles_once_across_calls(tiny):
+    """An RL run samples from parameters placed on a (one-device) mesh and donates the KV cache
+    back each call: the second call must reuse the first call's program (it used to recompile,
+    12 s for SmolLM2 on CPU, because the first cache was placed otherwise than the returned one)."""
+    from flax import nnx
+
+    from reft_jax.parallel import make_mesh, param_shardings
+    from reft_jax.sampling.sampler import _generate_jit
+
+    model, _ = tiny
+    graphdef, state = nnx.split(model)
+    placed = jax.device_put(nnx.to_pure_dict(state), param_shardings(model, make_mesh(1, 1, 1)))
+    nnx.replace_by_pure_dict(state, placed)
+    model = nnx.merge(graphdef, state)
+    sampler, settings = Sampler(EOS, PAD), SamplingSettings(max_new_tokens=9, num_samples=2)
+    first = sampler(model, PROMPTS, jax.random.key(1), settings)
+    compiled = _generate_jit._cache_size()
+    for key in (2, 3):
+        again = sampler(model, PROMPTS, jax.random.key(key), settings)
+    assert _generate_jit._cache_size() == compiled
+    assert again.tokens.shape == first.tokens.shape
+
+
 def test_temperature_zero_is_greedy_and_stops_at_eos(tiny):
     """Greedy rows against a greedy loop over full forward passes: tokens, lengths, masks and
     padding, for rows that meet EOS and rows that run to max_new_tokens."""

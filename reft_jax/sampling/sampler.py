@@ -249,7 +249,7 @@ class Sampler:
         cache, self._cache = self._cache, None
         if cache is None or not cache.fits(model.config, rows, cache_len, self.cache_dtype):
             cache = None  # dropped before the new one is allocated
-            cache = self._new_cache(model.config, rows, cache_len)
+            cache = self._new_cache(model, rows, cache_len)
         graphdef, state = nnx.split(model)
         inputs = (PackedPrompts(*map(jnp.asarray, packed)), jnp.asarray(limits))
         rows_sharding, whole = self._shardings()
@@ -297,12 +297,20 @@ class Sampler:
             raise ReftError(f"{rows} sample rows do not split over the mesh's {split} data x fsdp "
                             "devices")
 
-    def _new_cache(self, cfg, rows: int, length: int) -> KVCache:
+    def _new_cache(self, model, rows: int, length: int) -> KVCache:
+        """A zero cache placed as the decode loop returns it, so the call that donates it back
+        compiles to the same program (a cache committed to another sharding than the first one
+        made every second call recompile: 12 s for SmolLM2 on CPU)."""
+        cfg = model.config
         if self.mesh is None:
-            return KVCache.zeros(cfg, rows, length, self.cache_dtype)
-        self._check_rows(rows)
+            sharding = _replicated_on_params_mesh(model)
+            if sharding is None:
+                return KVCache.zeros(cfg, rows, length, self.cache_dtype)
+        else:
+            self._check_rows(rows)
+            sharding = self._shardings()[0]
         return jax.jit(lambda: KVCache.zeros(cfg, rows, length, self.cache_dtype),
-                       out_shardings=self._shardings()[0])()
+                       out_shardings=sharding)()
 
     def _pack(self, model, prompts, settings):
         if len(prompts) == 0:
@@ -318,3 +326,13 @@ class Sampler:
         packed = pack_prompts(prompts, bucket_length(max(lengths), self.bucket), self.pad_id)
         limits = np.minimum(settings.max_new_tokens, max_total - np.asarray(lengths)).astype(np.int32)
         return packed, limits
+
+
+def _replicated_on_params_mesh(model) -> NamedSharding | None:
+    """Replicated on the mesh of a model whose parameters carry a NamedSharding (a run's placed
+    train state, on a one-device mesh when the sampler has none), else None (plain arrays)."""
+    leaf = jax.tree.leaves(nnx.state(model))[0]
+    sharding = getattr(leaf, "sharding", None)
+    if isinstance(sharding, NamedSharding):
+        return NamedSharding(sharding.mesh, PartitionSpec())
+    return None
