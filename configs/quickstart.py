@@ -7,6 +7,10 @@ each then add, mixed), each training question shows one. A tokenizer built from 
 least as many epochs as warm-up + ReFT take) -> ReFT from the first SFT epoch with 35% validation
 accuracy (past SFT's jump: started at 20%, RL lost ground to SFT in seed-42 pilots) -> reward
 model -> eval of SFT and ReFT on the held-out test split.
+
+Two settings differ from the paper's PPO, both chosen on validation pilots (README, "The
+quickstart"): critic-free leave-one-out advantages over 8 samples per question (a value head on
+this trunk explained none of the returns' variance), and rollouts sampled at temperature 0.7.
 `--config.data.style=program` runs it with P-CoT programs in the sandbox.
 """
 
@@ -16,6 +20,7 @@ from reft_jax.config import default_config
 def get_config():
     c = default_config()
     c.workdir = "runs/quickstart"
+    c.seed = 0  # the first of benchmarks/quickstart_seeds.py's seeds 0, 1, 2
     c.stages = "init,sft,reft,rm,eval"
     c.model.source = "scratch"
     c.data.dataset = "price"
@@ -32,9 +37,11 @@ def get_config():
     c.sft.save_every_steps = 0
 
     c.reft.warmup_min_accuracy = 0.35
-    c.reft.epochs = 20
-    c.reft.rollout_batch = 32
-    c.reft.samples_per_question = 4
+    c.reft.epochs = 10
+    c.reft.rollout_batch = 16
+    c.reft.samples_per_question = 8  # more questions with at least one correct sample to learn from
+    c.reft.temperature = 0.7  # samples nearer the greedy decoding that evaluation scores
+    c.reft.advantage = "rloo"  # the paper's GAE critic explained ~0 of the variance here
     c.reft.ppo_epochs = 1  # the paper's 2 learnt no more per RL epoch here, at twice the time
     c.reft.learning_rate = 1e-4
     c.reft.kl_coef = 0.02
@@ -42,7 +49,7 @@ def get_config():
     c.reft.max_length = 128
     c.reft.save_every_steps = 100
 
-    c.rm.samples_per_question = 4  # from the warm-up epoch SFT chose on validation
+    c.rm.samples_per_question = 2  # from the warm-up epoch SFT chose on validation (4: 7 s more, no better AUC)
     c.rm.max_new_tokens = 100
     c.rm.epochs = 1
     c.rm.learning_rate = 1e-3  # a model trained from scratch, not a pretrained 7B one
@@ -51,7 +58,7 @@ def get_config():
     c.rm.max_length = 128
 
     c.eval.models = "sft,sft_last,reft"  # SFT chosen on validation, SFT at equal epochs, ReFT
-    c.eval.vote_samples = 16
+    c.eval.vote_samples = 8  # Voting@8 and Rerank@8: 16 samples took the run past 10 minutes
     c.eval.max_new_tokens = 100
     c.eval.batch_size = 64
     return c
