@@ -7,8 +7,9 @@ Plain host code: imports nothing from models, training or jax.
 from reft_jax.data.gsm8k import load_gsm8k_hub, load_gsm8k_jsonl
 from reft_jax.data.loading import NAMES, default_data_dir, load_examples, load_file
 from reft_jax.data.mwp import load_mwp_json
-from reft_jax.data.own_data import (Fields, available_splits, load_split, load_table,
-                                    load_train_and_validation, plain_number)
+from reft_jax.data.own_data import (available_splits, load_split, load_table,
+                                    load_train_and_validation)
+from reft_jax.data.own_rows import Fields, plain_number
 from reft_jax.data.numbers import first_number, parse_number
 from reft_jax.data.pcot_gsm8k import gsm8k_program, load_gsm8k_programs
 from reft_jax.data.prompts import (

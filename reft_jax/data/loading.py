@@ -26,7 +26,8 @@ import pathlib
 
 from reft_jax.data.gsm8k import load_gsm8k_hub, load_gsm8k_jsonl
 from reft_jax.data.mwp import load_mwp_json
-from reft_jax.data.own_data import Fields, is_hub, load_source, load_table, no_split
+from reft_jax.data.own_data import is_hub, load_source, load_table, no_split
+from reft_jax.data.own_rows import Fields
 from reft_jax.data.pcot_gsm8k import load_gsm8k_programs
 from reft_jax.data.records import NL, PROGRAM, DataError, Example, check_style
 from reft_jax.data.price_task import generate_price
