@@ -301,16 +301,10 @@ class Sampler:
         """A zero cache placed as the decode loop returns it, so the call that donates it back
         compiles to the same program (a cache committed to another sharding than the first one
         made every second call recompile: 12 s for SmolLM2 on CPU)."""
-        cfg = model.config
-        if self.mesh is None:
-            sharding = _replicated_on_params_mesh(model)
-            if sharding is None:
-                return KVCache.zeros(cfg, rows, length, self.cache_dtype)
-        else:
-            self._check_rows(rows)
-            sharding = self._shardings()[0]
-        return jax.jit(lambda: KVCache.zeros(cfg, rows, length, self.cache_dtype),
-                       out_shardings=sharding)()
+        self._check_rows(rows)
+        sharding = self._shardings()[0] if self.mesh is not None else _replicated_on_params_mesh(model)
+        zeros = lambda: KVCache.zeros(model.config, rows, length, self.cache_dtype)
+        return zeros() if sharding is None else jax.jit(zeros, out_shardings=sharding)()
 
     def _pack(self, model, prompts, settings):
         if len(prompts) == 0:
