@@ -19,12 +19,24 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file
 
 
 def run(config) -> None:
-    from reft_jax.init_stage import resolve_model_source
+    from reft_jax.parallel import watchdog
     from reft_jax.parallel.hosts import initialize
+
+    initialize(config.distributed)  # before anything asks JAX about devices
+    try:
+        run_stages(config)
+    except BaseException:
+        # An error on this process alone (a file only it reads, its device out of memory, before
+        # or inside a stage's loop): the others stop now instead of waiting in a collective.
+        watchdog.mark_failed()
+        raise
+
+
+def run_stages(config) -> None:
+    from reft_jax.init_stage import resolve_model_source
     from reft_jax.stages import STAGES, describe
     from reft_jax.train.loop import stopped_early
 
-    initialize(config.distributed)  # before anything asks JAX about devices
     resolve_model_source(config)
     names = validate(config, STAGES)
     missing = [n for n in names if STAGES[n] is None]

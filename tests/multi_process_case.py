@@ -6,7 +6,9 @@ Cases: `sft <folder> <model> <dataset>` trains the SFT stage of tests/test_train
 a (data 2, fsdp 2) mesh; `reft <root> <workdir>` runs the one PPO iteration of
 tests/test_parallel_rl.py on a (fsdp 2, tensor 2) mesh, so parameters are split across the
 processes. `section.key=value` overrides a config value; `stall_after=<step>` makes process 1
-stop answering after its checkpoint at that step, as a host about to be lost.
+stop answering after its checkpoint at that step, as a host about to be lost;
+`fail_before_loop=1` makes process 1 raise after its model and data are ready, before its run loop
+starts (as a file only that host cannot read would).
 """
 
 from __future__ import annotations
@@ -57,12 +59,30 @@ def stall_after(step: int) -> None:
     RunLoop.save = save_then_stall
 
 
+def fail_before_loop() -> None:
+    """Process 1 raises where a stage builds its run loop, outside the loop's own error handling."""
+    import jax
+
+    from reft_jax.train.loop import RunLoop
+
+    build = RunLoop.__init__
+
+    def build_or_fail(loop, *args, **kwargs):
+        if jax.process_index() == 1:
+            raise RuntimeError("injected failure on process 1 before its run loop")
+        build(loop, *args, **kwargs)
+
+    RunLoop.__init__ = build_or_fail
+
+
 def main():
     case, process_id, port, *args = sys.argv[1:]
     overrides = dict(a.split("=", 1) for a in args if "=" in a)
     config = CASES[case](*(a for a in args if "=" not in a))
     if "stall_after" in overrides:
         stall_after(int(overrides.pop("stall_after")))
+    if overrides.pop("fail_before_loop", "0") == "1":
+        fail_before_loop()
     for key, value in overrides.items():
         section, name = key.split(".")
         config[section][name] = type(config[section][name])(value)

@@ -105,3 +105,20 @@ def test_a_lost_coordinator_stops_the_other_and_one_process_resumes(tmp_path, si
     run_sft(config, log=messages.append)
     assert any("resuming from step 2" in m for m in messages), messages
     assert_same_params(config, one)
+
+
+def test_an_error_before_the_run_loop_stops_the_other_process_at_once(tmp_path, single):
+    """Process 1 raises while its stage is still being built; process 0, already in its loop
+    (waiting for process 1 in the first step's collectives), exits 75 naming it as failed, not
+    lost, well before the heartbeat timeout would call it lost."""
+    model, data, _ = single
+    timeout = f"distributed.heartbeat_timeout_s={HEARTBEAT_TIMEOUT}"
+    with processes("sft", tmp_path, model, data, timeout, "fail_before_loop=1") as running:
+        failed = running.wait(1, timeout=300)
+        assert failed != 0 and "injected failure on process 1" in running.output(1), \
+            running.output(1)[-5000:]
+        status = running.wait(0, timeout=120)
+        survivor = running.output(0)
+    assert status == LOST_PROCESS_EXIT, survivor[-5000:]
+    assert "error: process 1 of 2 stopped with an error" in survivor, survivor[-5000:]
+    assert "no sign of life" not in survivor, survivor[-5000:]
