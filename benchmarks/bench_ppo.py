@@ -9,9 +9,10 @@ reference's log-probs, KL-penalised rewards, GAE, whitening, and 2 PPO epochs of
 
 The reference is written the way the reference code (mwp_ReFT) runs it: `generate`, full-vocabulary
 logits, a value head on the last hidden state, GAE as a Python loop over time, torch AdamW.
-Prints both time splits (sample / score / no-grad pass / update) and, last,
-`ppo_speedup=<reference seconds / our seconds>` for the whole iteration. Timed on the second
-iteration of each side (the first compiles / warms up).
+Prints both time splits (sample / score / no-grad pass / update), each side's matmul FLOPs and
+the floor they set at that side's measured matmul peak (XLA for ours, torch for the reference),
+and, last, `ppo_speedup=<reference seconds / our seconds>` for the whole iteration. Timed on the
+second iteration of each side (the first compiles / warms up).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import time
 import jax
 import numpy as np
 
-from benchmarks.common import (GSM8K_TEST, cpu_model, describe_model, load_pair, parse_args,
-                               require, synchronize, torch_device)
+from benchmarks.common import (GSM8K_TEST, cpu_model, describe_model, load_pair,
+                               measured_peak_flops, parse_args, require, synchronize,
+                               torch_device, torch_peak_flops)
 
 KL_COEF, GAMMA, LAM, CLIP, VCLIP, VF_COEF, LR = 0.05, 1.0, 0.95, 0.2, 0.2, 5.0, 3e-7
 
@@ -42,12 +44,47 @@ def rewards_of(texts, examples) -> np.ndarray:
     return np.asarray(reward_fn(texts, examples, "nl"), np.float32)
 
 
+# ---------------------------------------------------------------------------------------- FLOPs
+
+def matmul_flops(cfg, trunk_tokens: float, head_tokens: float, context: float) -> float:
+    """FLOPs of the products: 2 per trunk weight per token (the embedding is a lookup), 2 V E per
+    token through the LM head, and attention's score and value products over `context` keys."""
+    head = cfg.vocab_size * cfg.hidden_size
+    trunk = cfg.num_params - head * (1 if cfg.tie_embeddings else 2)
+    attention = 4 * cfg.num_layers * cfg.num_heads * cfg.head_dim * context
+    return trunk_tokens * (2 * trunk + attention) + head_tokens * 2 * head
+
+
+def iteration_flops(cfg, rows: int, prompt: float, width: int, response: int, minibatch: int,
+                    head_passes: int, prompt_head: bool) -> dict[str, float]:
+    """Matmul FLOPs per phase of one iteration: sampling (a prefill of `prompt` tokens per row,
+    then one token per row per step), the no-grad pass (policy and reference over rows of
+    `width` tokens), and 2 PPO epochs (forward + backward, 3 trunk passes; `head_passes` LM-head
+    products per token: 3, or 4 where the backward recomputes the logits). `prompt_head`: the LM
+    head runs over every position, not only the response's."""
+    head_tokens = width if prompt_head else response
+    one = lambda n, passes, heads: passes * matmul_flops(cfg, n * width, n * heads * head_tokens,
+                                                         width / 2)
+    sample = (matmul_flops(cfg, rows * prompt, rows, prompt / 2)
+              + matmul_flops(cfg, rows * response, rows * response, prompt + response / 2))
+    updates = 2 * rows // minibatch
+    return {"sample": sample, "no-grad": 2 * one(rows, 1, 1),
+            "update": updates * one(minibatch, 3, head_passes / 3)}
+
+
+def report_flops(name: str, flops: dict, splits: dict, peak: float) -> str:
+    total = sum(flops.values())
+    rates = ", ".join(f"{k} {flops[k] / splits[k] / 1e9:.0f}" for k in flops)
+    return (f"{name:12s}: {total / 1e12:.2f} TFLOP of matmuls; GFLOP/s {rates}; at its matmul "
+            f"peak of {peak / 1e9:.0f} GFLOP/s they take at least {total / peak:.1f} s")
+
+
 # ----------------------------------------------------------------------------------------- ours
 
 def ours(model, tok, examples, args, iterations: int = 2):
     from reft_jax.config import default_config
     from reft_jax.models import save_pretrained
-    from reft_jax.rl.rollout import collect
+    from reft_jax.rl.rollout import collect, encode_prompts
     from reft_jax.rewards import judge
     from reft_jax.sampling import Sampler, SamplingSettings
     from reft_jax.train.loop import Position
@@ -89,7 +126,9 @@ def ours(model, tok, examples, args, iterations: int = 2):
                   "no-grad": metrics["time_no_grad"], "update": metrics["time_update"],
                   "total": total}
         metrics["score"] = float(rollout.scores.mean())
-    return splits, metrics
+    prompt = float(np.mean([len(e) for e in encode_prompts(examples, tok, "nl", False, 300)]))
+    layout = {"prompt": prompt, "width": rollout.input_ids.shape[1], "response": rollout.width}
+    return splits, metrics, layout
 
 
 # ------------------------------------------------------------------------------------ reference
@@ -181,7 +220,7 @@ def reference(hf_model, tok, examples, args, iterations: int = 2):
         splits = {"sample": sampled - start, "score": scored - sampled, "no-grad + update":
                   end - scored, "total": end - start}
         splits["no-grad"], splits["update"] = no_grad - scored, end - no_grad
-    return splits
+    return splits, {"prompt": width, "width": out.shape[1], "response": args.new_tokens}
 
 
 def main():
@@ -196,10 +235,27 @@ def main():
           f"({torch.get_num_threads()} threads)")
     print(f"model: {describe_model(model)}; {args.questions} questions x 1 sample x "
           f"{args.new_tokens} tokens, 2 PPO epochs of minibatch {args.minibatch}")
-    our_splits, metrics = ours(model, tok, examples, args)
-    ref_splits = reference(hf_model, tok, examples, args)
+    our_splits, metrics, our_layout = ours(model, tok, examples, args)
+    ref_splits, ref_layout = reference(hf_model, tok, examples, args)
     for name, splits in (("ours", our_splits), ("transformers", ref_splits)):
         print(f"{name:12s}: " + ", ".join(f"{k} {v:.2f} s" for k, v in splits.items()))
+    # Ours prefills packed prompts (real tokens), reads the LM head on response positions only
+    # and recomputes its logits in the backward; the reference's forward covers every position.
+    rows, cfg = args.questions, model.config
+    our_flops = iteration_flops(cfg, rows, **our_layout, minibatch=args.minibatch,
+                                head_passes=4, prompt_head=False)
+    ref_flops = iteration_flops(cfg, rows, **ref_layout, minibatch=args.minibatch,
+                                head_passes=3, prompt_head=True)
+    # The peak of the trunk's widest product at an update's token count, the best either
+    # library reached on the model's shapes (a square 2048 product ran slower under XLA).
+    shape = (args.minibatch * our_layout["width"], cfg.hidden_size, cfg.intermediate_size)
+    our_peak = max(measured_peak_flops(args.dtype, shape) for _ in range(3))
+    ref_peak = max(torch_peak_flops(args.dtype, shape) for _ in range(3))
+    print(report_flops("ours", our_flops, our_splits, our_peak))
+    print(report_flops("transformers", ref_flops, ref_splits, ref_peak))
+    print(f"2x needs ours in {ref_splits['total'] / 2:.1f} s: "
+          f"{sum(our_flops.values()) / (ref_splits['total'] / 2) / 1e9:.0f} GFLOP/s of matmuls "
+          f"over the whole iteration, against XLA's peak of {our_peak / 1e9:.0f}")
     print(f"our last iteration: score {metrics['score']:.3f}, kl {metrics['kl']:.4f}, "
           f"pg_loss {metrics['pg_loss']:.4f}, vf_loss {metrics['vf_loss']:.4f}; load average "
           f"{os.getloadavg()[0]:.1f} (a busy machine slows both sides)")

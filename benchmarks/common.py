@@ -118,20 +118,43 @@ def on_gpu() -> bool:
     return jax.default_backend() == "gpu"
 
 
-def measured_peak_flops(dtype: str = "float32") -> float:
-    """FLOP/s of a large matmul under XLA on this device: the compute bound we quote."""
+def measured_peak_flops(dtype: str = "float32", shape: tuple[int, int, int] | None = None) -> float:
+    """FLOP/s of a large matmul under XLA on this device: the compute bound we quote. `shape`
+    (m, k, n) times a model's own product instead of a square one."""
     import jax
     import jax.numpy as jnp
 
-    size, repeats = (8192, 20) if on_gpu() else (2048, 5)
-    a = jnp.ones((size, size), dtype)
-    mm = jax.jit(lambda x: x @ x)
-    mm(a).block_until_ready()
+    (m, k, n), repeats = _matmul_shape(shape)
+    a, b = jnp.ones((m, k), dtype), jnp.ones((k, n), dtype)
+    mm = jax.jit(lambda x, y: x @ y)
+    mm(a, b).block_until_ready()
     start = time.perf_counter()
     for _ in range(repeats):
-        out = mm(a)
+        out = mm(a, b)
     out.block_until_ready()
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
+    return 2 * m * k * n * repeats / (time.perf_counter() - start)
+
+
+def _matmul_shape(shape):
+    size, repeats = (8192, 20) if on_gpu() else (2048, 5)
+    return (shape or (size, size, size)), repeats
+
+
+def torch_peak_flops(dtype: str = "float32", shape: tuple[int, int, int] | None = None) -> float:
+    """FLOP/s of the same matmul under torch on torch_device(): the reference's compute bound."""
+    import torch
+
+    (m, k, n), repeats = _matmul_shape(shape)
+    kind, device = getattr(torch, dtype), torch_device()
+    a, b = torch.ones((m, k), dtype=kind, device=device), torch.ones((k, n), dtype=kind, device=device)
+    a @ b
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = a @ b
+    synchronize()
+    del out
+    return 2 * m * k * n * repeats / (time.perf_counter() - start)
 
 
 def measured_bandwidth() -> float:
