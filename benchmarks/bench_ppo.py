@@ -1,9 +1,10 @@
 """One full ReFT PPO iteration: ours against a PyTorch + transformers reference, same weights, same run.
 
-SmolLM2-135M in float32 from the shared GGUF (or `--model`), `--questions` GSM8K test questions
-(16), one sample each, `--new-tokens` (128) new tokens per sample (EOS suppressed on both sides,
-so both decode the same number of tokens), then the paper's iteration: score with the reward
-(host code shared by both sides), a no-grad pass for old log-probs, values and the frozen
+SmolLM2-135M in float32 from the shared GGUF (or `--model`; `--dtype bfloat16`: float32
+parameters and bf16 compute on both sides, transformers under torch autocast), `--questions`
+GSM8K test questions (16), one sample each, `--new-tokens` (128) new tokens per sample (EOS
+suppressed on both sides, so both decode the same number of tokens), then the paper's
+iteration: score with the reward (host code shared by both sides), a no-grad pass for old log-probs, values and the frozen
 reference's log-probs, KL-penalised rewards, GAE, whitening, and 2 PPO epochs of minibatches of
 `--minibatch` (8) rows with clipped policy and value losses, AdamW and clipping.
 
@@ -63,13 +64,16 @@ def iteration_flops(cfg, rows: int, prompt: float, width: int, response: int, mi
     products per token: 3, or 4 where the backward recomputes the logits). `prompt_head`: the LM
     head runs over every position, not only the response's."""
     head_tokens = width if prompt_head else response
-    one = lambda n, passes, heads: passes * matmul_flops(cfg, n * width, n * heads * head_tokens,
-                                                         width / 2)
+
+    def over_rows(n: int, trunk_passes: int, head_products: int) -> float:
+        return matmul_flops(cfg, trunk_passes * n * width, head_products * n * head_tokens,
+                            width / 2)
+
     sample = (matmul_flops(cfg, rows * prompt, rows, prompt / 2)
               + matmul_flops(cfg, rows * response, rows * response, prompt + response / 2))
     updates = 2 * rows // minibatch
-    return {"sample": sample, "no-grad": 2 * one(rows, 1, 1),
-            "update": updates * one(minibatch, 3, head_passes / 3)}
+    return {"sample": sample, "no-grad": 2 * over_rows(rows, 1, 1),
+            "update": updates * over_rows(minibatch, 3, head_passes)}
 
 
 def report_flops(name: str, flops: dict, splits: dict, peak: float) -> str:
@@ -96,6 +100,7 @@ def ours(model, tok, examples, args, iterations: int = 2):
     import tempfile
 
     config = default_config()
+    config.model.dtype = args.dtype  # the frozen reference computes in it too
     r = config.reft
     r.rollout_batch, r.samples_per_question, r.minibatch_size = len(examples), 1, args.minibatch
     r.learning_rate, r.kl_coef = LR, KL_COEF
@@ -145,6 +150,9 @@ def reference(hf_model, tok, examples, args, iterations: int = 2):
     import torch
 
     device = torch_device()
+    # bfloat16: float32 parameters under autocast, as our side (float32 parameters, bf16 compute).
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                              enabled=args.dtype == "bfloat16")
     policy = hf_model.train()
     ref_model = copy.deepcopy(hf_model).eval()
     value_head = ValueHead(hf_model.config.hidden_size, device).linear
@@ -158,7 +166,7 @@ def reference(hf_model, tok, examples, args, iterations: int = 2):
     for it in range(iterations):
         torch.manual_seed(it)
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             out = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                                   max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
                                   pad_token_id=tok.pad_token_id)
@@ -179,8 +187,9 @@ def reference(hf_model, tok, examples, args, iterations: int = 2):
             return logp, values
 
         with torch.no_grad():
-            old_logp, old_values = terms(policy, True)
-            ref_logp, _ = terms(ref_model, False)
+            with autocast:
+                old_logp, old_values = terms(policy, True)
+                ref_logp, _ = terms(ref_model, False)
             rewards = -KL_COEF * (old_logp - ref_logp) * mask
             rewards[:, -1] += scores  # every response has exactly new_tokens tokens
             advantages = torch.zeros_like(rewards)
@@ -201,11 +210,12 @@ def reference(hf_model, tok, examples, args, iterations: int = 2):
             order = torch.randperm(rows, generator=generator)
             for mb in order.split(args.minibatch):
                 optimizer.zero_grad(set_to_none=True)
-                outputs = policy(input_ids=out[mb], attention_mask=attention[mb],
-                                 output_hidden_states=True)
+                with autocast:
+                    outputs = policy(input_ids=out[mb], attention_mask=attention[mb],
+                                     output_hidden_states=True)
+                    values = value_head(outputs.hidden_states[-1][:, width - 1:-1]).float()[..., 0]
                 logits = outputs.logits[:, width - 1:-1].float()
                 logp = torch.log_softmax(logits, dim=-1).gather(-1, response[mb][..., None])[..., 0]
-                values = value_head(outputs.hidden_states[-1][:, width - 1:-1]).float()[..., 0]
                 ratio = torch.exp(logp - old_logp[mb])
                 adv = advantages[mb]
                 pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - CLIP, 1 + CLIP)).mean(-1).mean()
