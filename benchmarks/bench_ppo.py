@@ -4,9 +4,10 @@ SmolLM2-135M in float32 from the shared GGUF (or `--model`; `--dtype bfloat16`: 
 parameters and bf16 compute on both sides, transformers under torch autocast), `--questions`
 GSM8K test questions (16), one sample each, `--new-tokens` (128) new tokens per sample (EOS
 suppressed on both sides, so both decode the same number of tokens), then the paper's
-iteration: score with the reward (host code shared by both sides), a no-grad pass for old log-probs, values and the frozen
-reference's log-probs, KL-penalised rewards, GAE, whitening, and 2 PPO epochs of minibatches of
-`--minibatch` (8) rows with clipped policy and value losses, AdamW and clipping.
+iteration: score with the reward (host code shared by both sides), a no-grad pass for old
+log-probs, values and the frozen reference's log-probs, KL-penalised rewards, GAE, whitening,
+and 2 PPO epochs of minibatches of `--minibatch` (8) rows with clipped policy and value losses,
+AdamW and clipping.
 
 The reference is written the way the reference code (mwp_ReFT) runs it: `generate`, full-vocabulary
 logits, a value head on the last hidden state, GAE as a Python loop over time, torch AdamW.
@@ -88,7 +89,7 @@ def report_flops(name: str, flops: dict, splits: dict, peak: float) -> str:
 def ours(model, tok, examples, args, iterations: int = 2):
     from reft_jax.config import default_config
     from reft_jax.models import save_pretrained
-    from reft_jax.rl.rollout import collect, encode_prompts
+    from reft_jax.rl.rollout import collect
     from reft_jax.rewards import judge
     from reft_jax.sampling import Sampler, SamplingSettings
     from reft_jax.train.loop import Position
@@ -131,7 +132,7 @@ def ours(model, tok, examples, args, iterations: int = 2):
                   "no-grad": metrics["time_no_grad"], "update": metrics["time_update"],
                   "total": total}
         metrics["score"] = float(rollout.scores.mean())
-    prompt = float(np.mean([len(e) for e in encode_prompts(examples, tok, "nl", False, 300)]))
+    prompt = float(np.mean(rollout.attention_mask.sum(1) - rollout.mask.sum(1)))  # real tokens
     layout = {"prompt": prompt, "width": rollout.input_ids.shape[1], "response": rollout.width}
     return splits, metrics, layout
 

@@ -118,7 +118,8 @@ def on_gpu() -> bool:
     return jax.default_backend() == "gpu"
 
 
-def measured_peak_flops(dtype: str = "float32", shape: tuple[int, int, int] | None = None) -> float:
+def measured_peak_flops(dtype: str = "float32",
+                        shape: tuple[int, int, int] | None = None) -> float:
     """FLOP/s of a large matmul under XLA on this device: the compute bound we quote. `shape`
     (m, k, n) times a model's own product instead of a square one."""
     import jax
@@ -146,7 +147,8 @@ def torch_peak_flops(dtype: str = "float32", shape: tuple[int, int, int] | None 
 
     (m, k, n), repeats = _matmul_shape(shape)
     kind, device = getattr(torch, dtype), torch_device()
-    a, b = torch.ones((m, k), dtype=kind, device=device), torch.ones((k, n), dtype=kind, device=device)
+    a = torch.ones((m, k), dtype=kind, device=device)
+    b = torch.ones((k, n), dtype=kind, device=device)
     a @ b
     synchronize()
     start = time.perf_counter()
